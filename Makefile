@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine: `make test` and `make demo`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# JAX's persistent compilation cache: on a CPU, XLA compilation costs more than most runs.
+export JAX_COMPILATION_CACHE_DIR ?= $(HOME)/.cache/suppa_jax/xla
+
+.PHONY: install test lint format demo clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+demo: install
+	$(PY) -m suppa_jax.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
