@@ -1,0 +1,86 @@
+"""Convert a PyTorch DRUNet state dict (DPIR's ``drunet_color.pth`` layout) to a params file.
+
+Usage::
+
+    python -m suppa_jax.convert drunet_color.pth drunet_color.msgpack
+
+The input is read with ``torch.load(..., map_location="cpu", weights_only=True)``; it may be a
+bare state dict or one nested under a ``state_dict`` or ``params`` key. The architecture
+(widths, blocks, channels) is inferred from the tensor shapes, and the output is the
+self-describing msgpack file of :func:`suppa_jax.drunet.save_params`, read back with
+:func:`suppa_jax.drunet.load_params`. Errors name the file or key and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from suppa_jax.drunet import count_params, model_from_params, params_from_torch, save_params
+
+_NESTED_KEYS = ("state_dict", "params")
+
+
+def read_state_dict(path: str) -> Mapping[str, Any]:
+    """The state dict stored in a ``.pth`` file (bare, or under ``state_dict``/``params``).
+
+    Raises:
+      ValueError: naming ``path`` when torch is missing, the file cannot be read, or it holds
+        no mapping of names to tensors.
+    """
+    try:
+        import torch
+    except ImportError as err:
+        raise ValueError(
+            f"{path}: reading .pth files needs PyTorch; install it with `pip install torch`"
+        ) from err
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many types (OSError, pickle, zip, runtime)
+        raise ValueError(
+            f"{path}: cannot read a PyTorch file ({type(err).__name__}: {err})"
+        ) from err
+    for key in _NESTED_KEYS:
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: {key!r} is a {type(value).__name__}, not a tensor")
+    return obj
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns 0, or exits with status 2 and a one-line error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m suppa_jax.convert",
+        description="Convert a PyTorch DRUNet state dict (.pth) to a suppa_jax params file.",
+    )
+    parser.add_argument("input", help="PyTorch state dict, e.g. drunet_color.pth")
+    parser.add_argument("output", help="params file to write, e.g. drunet_color.msgpack")
+    args = parser.parse_args(argv)
+    try:
+        state_dict = read_state_dict(args.input)
+        try:
+            params = params_from_torch(state_dict)
+        except ValueError as err:
+            raise ValueError(f"{args.input}: {err}") from err
+        try:
+            save_params(args.output, params)
+        except OSError as err:
+            raise ValueError(f"{args.output}: cannot write ({err.strerror or err})") from err
+    except ValueError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    model = model_from_params(params)
+    print(
+        f"{args.input} -> {args.output}: DRUNet(widths={model.widths}, "
+        f"num_blocks={model.num_blocks}, channels={model.channels}), "
+        f"{count_params(params):,} parameters"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
