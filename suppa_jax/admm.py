@@ -17,7 +17,7 @@ traced parameters; to pass it across a ``jit`` boundary wrap it as
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,7 @@ __all__ = [
     "Solution",
     "State",
     "init",
+    "iterate",
     "reference_rho",
     "relative_change",
     "solve",
@@ -98,6 +99,57 @@ def _where(mask: Array, new: Array, old: Array) -> Array:
     return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - mask.ndim)), new, old)
 
 
+def iterate(
+    f: Callable[[State], State],
+    state: State,
+    *,
+    max_iters: int,
+    tol: ArrayLike,
+    observe: Callable[[Any, Array, State, Array], Any] | None = None,
+    observation: Any = None,
+    estimate: Callable[[State], Array] = lambda state: state.x,
+) -> tuple[State, Array, Any]:
+    """Apply ``f`` until every sample has converged: the one loop behind every solver here.
+
+    A sample stops when ``relative_change(estimate(f(s)), estimate(s)) < tol``; from then on its
+    state is frozen while the others go on. The ``lax.while_loop`` ends when every sample has
+    stopped or after ``max_iters`` iterations. The batch shape is that of
+    ``estimate(state).shape[:-3]``, and every leaf of the state starts with it.
+
+    ``observe(observation, k, state, updated)`` is called on the start state (``k = 0``, every
+    sample updated) and after each iteration ``k`` with the mask of samples that moved, and
+    returns the new observation (traces, reservoir samples, ...).
+
+    Returns the final state, the iterations applied to each sample, and the observation.
+    """
+    batch_shape = estimate(state).shape[:-3]
+    if observe is not None:
+        observation = observe(observation, jnp.asarray(0), state, jnp.ones(batch_shape, bool))
+
+    def cond(carry):
+        k, _, active, *_ = carry
+        return (k < max_iters) & jnp.any(active)
+
+    def body(carry):
+        k, state, active, iterations, observation = carry
+        new = f(state)
+        converged = relative_change(estimate(new), estimate(state)) < tol
+        state = jax.tree.map(lambda n, o: _where(active, n, o), new, state)
+        if observe is not None:
+            observation = observe(observation, k + 1, state, active)
+        return k + 1, state, active & ~converged, iterations + active, observation
+
+    carry = (
+        jnp.asarray(0, jnp.int32),
+        state,
+        jnp.ones(batch_shape, bool),
+        jnp.zeros(batch_shape, jnp.int32),
+        observation,
+    )
+    _, state, _, iterations, observation = jax.lax.while_loop(cond, body, carry)
+    return state, iterations, observation
+
+
 def solve(
     denoise: Denoiser,
     op: Operator,
@@ -113,59 +165,43 @@ def solve(
     """Iterate :func:`step` from :func:`init` until each sample has converged.
 
     A sample stops when ``‖x_{k+1} − x_k‖ / (1e-5 + ‖x_{k+1}‖) < tol``: from then on its state is
-    frozen, while the others go on; the ``lax.while_loop`` ends when every sample has stopped or
-    after ``max_iters`` iterations. ``y`` has shape ``(..., h, w, C)`` (any batch dimensions,
-    including none). ``rho`` and ``sigma`` are scalars or one value per sample; ``tol`` may be
-    traced, ``max_iters`` and ``trace`` are static. With ``reference`` (ground truth, image-shaped)
-    the per-iteration PSNR is recorded; with ``trace=True`` every estimate is.
+    frozen (its later iterations are computed and discarded), while the others go on; the loop
+    ends when every sample has stopped or after ``max_iters`` iterations. ``y`` has shape
+    ``(..., h, w, C)`` (any batch dimensions, including none). ``rho`` and ``sigma`` are scalars
+    or one value per sample; ``tol`` may be traced, ``max_iters`` and ``trace`` are static. With
+    ``reference`` (ground truth, image-shaped) the per-iteration PSNR is recorded; with
+    ``trace=True`` every estimate is.
 
     Pure and jittable; the kernel spectra are computed once, before the loop.
     """
     op = op.prepare(op.image_shape(y))
-    state = init(op, y)
-    batch_shape = y.shape[:-3]
     steps = max_iters + 1
+    start = init(op, y)
 
-    def record(buffer: Array | None, k: Array, value: Array) -> Array | None:
-        return None if buffer is None else buffer.at[k].set(value)
-
-    estimates = jnp.zeros((steps, *state.x.shape), state.x.dtype) if trace else None
-    curve = None
-    if reference is not None:
-        curve = jnp.zeros((steps, *batch_shape), state.x.dtype)
-        curve = record(curve, 0, psnr(state.x, reference))
-    estimates = record(estimates, 0, state.x)
-
-    def cond(carry):
-        k, _, active, *_ = carry
-        return (k < max_iters) & jnp.any(active)
-
-    def body(carry):
-        k, state, active, iterations, estimates, curve = carry
-        new = step(denoise, op, y, state, rho, sigma)
-        converged = relative_change(new.x, state.x) < tol
-        state = jax.tree.map(lambda n, o: _where(active, n, o), new, state)
-        iterations = iterations + active
-        active = active & ~converged
-        estimates = record(estimates, k + 1, state.x)
+    def observe(buffers, k, state, _updated):
+        estimates, curve = buffers
+        if estimates is not None:
+            estimates = estimates.at[k].set(state.x)
         if curve is not None:
-            curve = record(curve, k + 1, psnr(state.x, reference))
-        return k + 1, state, active, iterations, estimates, curve
+            curve = curve.at[k].set(psnr(state.x, reference))
+        return estimates, curve
 
-    carry = (
-        jnp.asarray(0, jnp.int32),
-        state,
-        jnp.ones(batch_shape, bool),
-        jnp.zeros(batch_shape, jnp.int32),
-        estimates,
-        curve,
+    empty = (
+        jnp.zeros((steps, *start.x.shape), start.x.dtype) if trace else None,
+        None if reference is None else jnp.zeros((steps, *y.shape[:-3]), start.x.dtype),
     )
-    k, state, _, iterations, estimates, curve = jax.lax.while_loop(cond, body, carry)
-
-    # Rows after the loop ended repeat the final value (the loop may stop before max_iters).
-    after = jnp.arange(steps) > k
+    state, iterations, (estimates, curve) = iterate(
+        lambda s: step(denoise, op, y, s, rho, sigma),
+        start,
+        max_iters=max_iters,
+        tol=tol,
+        observe=observe if trace or reference is not None else None,
+        observation=empty,
+    )
+    # Rows after the loop ended were never written: they repeat the final values.
+    unwritten = jnp.arange(steps) > jnp.max(iterations)
     if estimates is not None:
-        estimates = _where(after, state.x[None], estimates)
+        estimates = _where(unwritten, state.x[None], estimates)
     if curve is not None:
-        curve = jnp.where(after.reshape((steps,) + (1,) * len(batch_shape)), curve[k], curve)
+        curve = _where(unwritten, psnr(state.x, reference)[None], curve)
     return Solution(state.x, iterations, estimates, curve)
