@@ -38,6 +38,7 @@ __all__ = [
     "relative_change",
     "solve",
     "step",
+    "where_samples",
 ]
 
 
@@ -94,7 +95,7 @@ def relative_change(new: Array, old: Array) -> Array:
     return norm(new - old) / (1e-5 + norm(new))
 
 
-def _where(mask: Array, new: Array, old: Array) -> Array:
+def where_samples(mask: Array, new: Array, old: Array) -> Array:
     """Per-sample select: ``mask`` has the batch shape, ``new``/``old`` are image-shaped."""
     return jnp.where(mask.reshape(mask.shape + (1,) * (new.ndim - mask.ndim)), new, old)
 
@@ -134,7 +135,7 @@ def iterate(
         k, state, active, iterations, observation = carry
         new = f(state)
         converged = relative_change(estimate(new), estimate(state)) < tol
-        state = jax.tree.map(lambda n, o: _where(active, n, o), new, state)
+        state = jax.tree.map(lambda n, o: where_samples(active, n, o), new, state)
         if observe is not None:
             observation = observe(observation, k + 1, state, active)
         return k + 1, state, active & ~converged, iterations + active, observation
@@ -201,7 +202,7 @@ def solve(
     # Rows after the loop ended were never written: they repeat the final values.
     unwritten = jnp.arange(steps) > jnp.max(iterations)
     if estimates is not None:
-        estimates = _where(unwritten, state.x[None], estimates)
+        estimates = where_samples(unwritten, state.x[None], estimates)
     if curve is not None:
-        curve = _where(unwritten, psnr(state.x, reference)[None], curve)
+        curve = where_samples(unwritten, psnr(state.x, reference)[None], curve)
     return Solution(state.x, iterations, estimates, curve)

@@ -1,0 +1,394 @@
+"""Training methods for unrolled ADMM, written once each as pure losses.
+
+All four share the ADMM iteration ``f`` of :mod:`suppa_jax.admm` (``s = (x, u)``,
+``f(s) = step(D_θ, A, y, s, ρ, σ)``) and differ only in how the gradient reaches ``θ``:
+
+============== ================================================== =====================
+method         gradient path                                      memory in K
+============== ================================================== =====================
+``suppa``      two differentiable steps from detached states      constant
+``unrolled``   backprop through K steps (``lax.scan``)            linear
+``unrolled_remat`` the same with ``jax.checkpoint`` on each step   linear, small slope
+``deq``        implicit: adjoint fixed point ``g = J_fᵀ g + ∂ℓ/∂s*``  constant
+``jfb``        one differentiable step at the fixed point         constant
+============== ================================================== =====================
+
+A method is built from the denoiser ``apply(params, x, sigma) -> x`` (for DRUNet:
+``lambda p, x, s: model.apply({"params": p}, x, s)``), the operator and its settings, and
+exposes ``init(denoiser_params) -> trainable`` and ``loss(trainable, batch, key) -> (scalar,
+metrics)``. ``trainable`` is a dict: the denoiser's params under ``"denoiser"`` and the method's
+learned scalars (``"sigma"``, ``"lam"``, ``"rho"``) beside them, raw (no reparametrisation), so an
+optimiser can give the scalars their own group. ``batch`` holds measurements ``"y"``
+``(B, h, w, C)`` and ground truth ``"gt"`` ``(B, H, W, C)``; ``mse`` is the mean over all
+elements. ``metrics`` always has ``loss``, ``psnr`` (of the method's output), ``iterations``
+(forward iterations per sample, mean over the batch) and the learned scalars.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from suppa_jax import admm
+from suppa_jax.metrics import psnr
+from suppa_jax.operators import Operator
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+Params = Any
+Trainable = dict[str, Any]
+Batch = dict[str, Array]
+Metrics = dict[str, Array]
+DenoiserApply = Callable[[Params, Array, ArrayLike], Array]
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "deq",
+    "jfb",
+    "make",
+    "suppa",
+    "suppa_forward",
+    "suppa_objective",
+    "unrolled",
+]
+
+
+class Method(NamedTuple):
+    """A training method: initial trainables and a pure loss."""
+
+    name: str
+    init: Callable[[Params], Trainable]
+    loss: Callable[[Trainable, Batch, Array], tuple[Array, Metrics]]
+
+
+# ---------------------------------------------------------------------------------- shared
+
+
+def _iteration(
+    apply: DenoiserApply, op: Operator, y: Array, params: Params, rho: ArrayLike, sigma: ArrayLike
+) -> Callable[[admm.State], admm.State]:
+    """``s ↦ f(s)``: one ADMM iteration with the denoiser's params bound."""
+    denoise = functools.partial(apply, params)
+    return lambda state: admm.step(denoise, op, y, state, rho, sigma)
+
+
+def _prepared(op: Operator, y: Array) -> Operator:
+    return op.prepare(op.image_shape(y))
+
+
+def _mse(a: Array, b: Array) -> Array:
+    return jnp.mean((a - b) ** 2)
+
+
+def _scalar(value: ArrayLike) -> Array:
+    return jnp.asarray(value, jnp.float32)
+
+
+def _metrics(
+    loss: Array, estimate: Array, gt: Array, iterations: ArrayLike, trainable: Trainable
+) -> Metrics:
+    scalars = {name: jnp.mean(v) for name, v in trainable.items() if name != "denoiser"}
+    return {
+        "loss": loss,
+        "psnr": jnp.mean(psnr(estimate, gt)),
+        "iterations": jnp.mean(jnp.asarray(iterations, jnp.float32)),
+        **scalars,
+    }
+
+
+def _fixed_point(
+    f: Callable[[admm.State], admm.State], start: admm.State, max_iters: int, tol: ArrayLike
+) -> tuple[admm.State, Array]:
+    """Forward fixed-point iteration with per-sample stopping (no gradient flows through it)."""
+    state, iterations, _ = admm.iterate(f, start, max_iters=max_iters, tol=tol)
+    return jax.lax.stop_gradient(state), iterations
+
+
+# ---------------------------------------------------------------------------------- SUPPA
+
+
+def suppa_forward(
+    f: Callable[[admm.State], admm.State],
+    start: admm.State,
+    key: Array,
+    *,
+    max_iters: int,
+    tol: ArrayLike,
+    random_states: int = 1,
+) -> tuple[admm.State, admm.State, Array]:
+    """SUPPA's forward loop: iterate ``f`` and keep random visited states, by reservoir sampling.
+
+    Each sample visits ``s_0 .. s_K`` (``K`` its own iteration count). Every visited state draws
+    a uniform priority; the reservoir keeps the ``random_states`` states with the largest
+    priorities, i.e. a uniform sample without replacement (with fewer visited states than
+    slots, ``s_0`` fills the rest). Only the reservoir and the current state are kept, so memory
+    does not grow with ``K``. Returns the sampled states (leaves with a leading axis of length
+    ``random_states``), the last state ``s_K`` and the iterations per sample, all detached.
+    """
+    batch_shape = start.x.shape[:-3]
+    slots = jnp.arange(random_states).reshape((random_states,) + (1,) * len(batch_shape))
+
+    def observe(reservoir, k, state, updated):
+        states, priorities = reservoir
+        draw = jax.random.uniform(jax.random.fold_in(key, k), batch_shape)
+        weakest = jnp.argmin(priorities, axis=0)
+        replace = (slots == weakest) & updated & (draw > jnp.min(priorities, axis=0))
+        priorities = jnp.where(replace, draw, priorities)
+        states = jax.tree.map(
+            lambda kept, s: admm.where_samples(replace, s[None], kept), states, state
+        )
+        return states, priorities
+
+    empty = (
+        jax.tree.map(lambda s: jnp.broadcast_to(s, (random_states, *s.shape)), start),
+        jnp.full((random_states, *batch_shape), -1.0),
+    )
+    last, iterations, (sampled, _) = admm.iterate(
+        f, start, max_iters=max_iters, tol=tol, observe=observe, observation=empty
+    )
+    return jax.lax.stop_gradient(sampled), jax.lax.stop_gradient(last), iterations
+
+
+def suppa_objective(
+    f: Callable[[admm.State], admm.State],
+    lam: ArrayLike,
+    sampled: admm.State,
+    last: admm.State,
+    gt: Array,
+) -> tuple[Array, Array]:
+    """``mean_j mse((1+λ)·f(s_kj).x − λ·s_kj.x, gt) + mse(f(s_K).x, gt)`` (paper Eqs. 20–22).
+
+    The first term asks ``f`` to be the proximal map of ``g(x) = ‖x* − x‖²/2λ`` with ``x* = gt``
+    at random visited states; the second fits the last estimate. The ``n + 1`` differentiable
+    steps run as one vmapped call. Returns the loss and ``f(s_K).x``.
+    """
+    n = sampled.x.shape[0]
+    stacked = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), sampled, last)
+    stepped = jax.vmap(f)(stacked)
+    random_term = _mse((1 + lam) * stepped.x[:n] - lam * sampled.x, gt)
+    return random_term + _mse(stepped.x[n], gt), stepped.x[n]
+
+
+def suppa(
+    apply: DenoiserApply,
+    op: Operator,
+    *,
+    rho: float,
+    max_iters: int = 50,
+    tol: float = 1e-3,
+    sigma: float = 0.1,
+    lam: float = 1.0,
+    random_states: int = 1,
+) -> Method:
+    """The Stochastic Unrolled Proximal Point Algorithm (the paper's method).
+
+    Forward loop of at most ``max_iters`` iterations (per-sample tolerance ``tol``) under
+    ``stop_gradient``, reservoir sampling of ``random_states`` visited states, then
+    :func:`suppa_objective`. Learned: ``sigma`` (init 0.1) and ``λ`` (``lam``, init 1.0, raw);
+    ``rho`` is fixed.
+    """
+
+    def init(denoiser: Params) -> Trainable:
+        return {"denoiser": denoiser, "sigma": _scalar(sigma), "lam": _scalar(lam)}
+
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        y, gt = batch["y"], batch["gt"]
+        A = _prepared(op, y)
+        frozen = jax.lax.stop_gradient(trainable)
+        f_frozen = _iteration(apply, A, y, frozen["denoiser"], rho, frozen["sigma"])
+        sampled, last, iterations = suppa_forward(
+            f_frozen,
+            admm.init(A, y),
+            key,
+            max_iters=max_iters,
+            tol=tol,
+            random_states=random_states,
+        )
+        f = _iteration(apply, A, y, trainable["denoiser"], rho, trainable["sigma"])
+        value, estimate = suppa_objective(f, trainable["lam"], sampled, last, gt)
+        return value, _metrics(value, estimate, gt, iterations, trainable)
+
+    return Method("suppa", init, loss)
+
+
+# ---------------------------------------------------------------------------------- unrolled
+
+
+def unrolled(
+    apply: DenoiserApply,
+    op: Operator,
+    *,
+    iters: int = 6,
+    rho: float,
+    sigma: float = 0.1,
+    remat: bool = False,
+) -> Method:
+    """Explicit unrolling: ``loss = mse(x_K, gt)`` through ``K = iters`` steps (``lax.scan``).
+
+    Shared denoiser weights; learned per-step ``rho_k`` and ``sigma_k`` (shape ``(K,)``). With
+    ``remat`` each step is wrapped in ``jax.checkpoint``: only the states ``(x, u)`` between steps
+    are stored, and each step's activations are recomputed on the way back.
+    """
+
+    def init(denoiser: Params) -> Trainable:
+        return {
+            "denoiser": denoiser,
+            "rho": jnp.full((iters,), rho, jnp.float32),
+            "sigma": jnp.full((iters,), sigma, jnp.float32),
+        }
+
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        del key  # deterministic
+        y, gt = batch["y"], batch["gt"]
+        A = _prepared(op, y)
+
+        def body(state: admm.State, rho_sigma: tuple[Array, Array]) -> tuple[admm.State, None]:
+            rho_k, sigma_k = rho_sigma
+            return _iteration(apply, A, y, trainable["denoiser"], rho_k, sigma_k)(state), None
+
+        body = jax.checkpoint(body) if remat else body
+        state, _ = jax.lax.scan(body, admm.init(A, y), (trainable["rho"], trainable["sigma"]))
+        value = _mse(state.x, gt)
+        return value, _metrics(value, state.x, gt, iters, trainable)
+
+    return Method("unrolled_remat" if remat else "unrolled", init, loss)
+
+
+# ---------------------------------------------------------------------------------- DEQ / JFB
+
+
+def _admm_map(apply: DenoiserApply, params: Trainable, context: tuple, state: admm.State):
+    """``f_θ(s)`` with ``θ = (denoiser, rho, sigma)`` and ``context = (op, y)``."""
+    op, y = context
+    return _iteration(apply, op, y, params["denoiser"], params["rho"], params["sigma"])(state)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _equilibrium(
+    apply: DenoiserApply,
+    max_iters: int,
+    tol: float,
+    params: Trainable,
+    context: tuple,
+    fixed_point: admm.State,
+) -> admm.State:
+    """The identity on a fixed point ``s* = f_θ(s*)``, differentiated implicitly in ``θ``."""
+    return fixed_point
+
+
+def _equilibrium_fwd(apply, max_iters, tol, params, context, fixed_point):
+    return fixed_point, (params, context, fixed_point)
+
+
+def _equilibrium_bwd(apply, max_iters, tol, residuals, cotangent):
+    """``θ̄ = (∂f/∂θ)ᵀ g`` with ``g = J_fᵀ g + s̄``, solved by iterating VJPs over ``(x, u)``."""
+    params, context, fixed_point = residuals
+    _, vjp = jax.vjp(lambda p, s: _admm_map(apply, p, context, s), params, fixed_point)
+
+    def adjoint_step(g: admm.State) -> admm.State:
+        return jax.tree.map(jnp.add, vjp(g)[1], cotangent)
+
+    g, _, _ = admm.iterate(
+        adjoint_step,
+        cotangent,
+        max_iters=max_iters,
+        tol=tol,
+        estimate=lambda g: jnp.concatenate([g.x, g.u], axis=-1),
+    )
+    zeros = functools.partial(jax.tree.map, jnp.zeros_like)
+    return vjp(g)[0], zeros(context), zeros(fixed_point)
+
+
+_equilibrium.defvjp(_equilibrium_fwd, _equilibrium_bwd)
+
+
+def _fixed_point_init(denoiser: Params, rho: float, sigma: float) -> Trainable:
+    return {"denoiser": denoiser, "rho": _scalar(rho), "sigma": _scalar(sigma)}
+
+
+def deq(
+    apply: DenoiserApply,
+    op: Operator,
+    *,
+    rho: float,
+    max_iters: int = 50,
+    tol: float = 1e-3,
+    sigma: float = 0.1,
+    backward_max_iters: int = 50,
+    backward_tol: float = 1e-3,
+) -> Method:
+    """Deep equilibrium: ``loss = mse(s*.x, gt)`` with the implicit gradient at ``s* = f(s*)``.
+
+    Forward: plain fixed-point iteration (at most ``max_iters``, tolerance ``tol``) under
+    ``stop_gradient``. Backward (``jax.custom_vjp``): ``g = J_fᵀ g + ∂ℓ/∂s*`` over the whole
+    state ``(x, u)``, iterated with VJPs of ``f`` at ``s*`` (at most ``backward_max_iters``,
+    per-sample tolerance ``backward_tol``), then ``θ̄ = (∂f/∂θ)ᵀ g``. Memory: one step's
+    residuals. Learned: the denoiser, a shared ``rho`` and ``sigma``.
+    """
+
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        del key
+        y, gt = batch["y"], batch["gt"]
+        A = _prepared(op, y)
+        frozen = jax.lax.stop_gradient(trainable)
+        fixed, iterations = _fixed_point(
+            lambda s: _admm_map(apply, frozen, (A, y), s), admm.init(A, y), max_iters, tol
+        )
+        state = _equilibrium(apply, backward_max_iters, backward_tol, trainable, (A, y), fixed)
+        value = _mse(state.x, gt)
+        return value, _metrics(value, state.x, gt, iterations, trainable)
+
+    return Method("deq", lambda params: _fixed_point_init(params, rho, sigma), loss)
+
+
+def jfb(
+    apply: DenoiserApply,
+    op: Operator,
+    *,
+    rho: float,
+    max_iters: int = 50,
+    tol: float = 1e-3,
+    sigma: float = 0.1,
+) -> Method:
+    """Jacobian-free backpropagation: ``loss = mse(f(s*).x, gt)``, one differentiable step.
+
+    The fixed point ``s*`` is found as in :func:`deq` under ``stop_gradient``; the gradient is
+    that of the last step only (the DEQ gradient with ``J_f`` taken as 0). Learned: the
+    denoiser, a shared ``rho`` and ``sigma``.
+    """
+
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        del key
+        y, gt = batch["y"], batch["gt"]
+        A = _prepared(op, y)
+        frozen = jax.lax.stop_gradient(trainable)
+        fixed, iterations = _fixed_point(
+            lambda s: _admm_map(apply, frozen, (A, y), s), admm.init(A, y), max_iters, tol
+        )
+        estimate = _admm_map(apply, trainable, (A, y), fixed).x
+        value = _mse(estimate, gt)
+        return value, _metrics(value, estimate, gt, iterations, trainable)
+
+    return Method("jfb", lambda params: _fixed_point_init(params, rho, sigma), loss)
+
+
+METHODS: dict[str, Callable[..., Method]] = {
+    "suppa": suppa,
+    "unrolled": unrolled,
+    "unrolled_remat": functools.partial(unrolled, remat=True),
+    "deq": deq,
+    "jfb": jfb,
+}
+
+
+def make(name: str, apply: DenoiserApply, op: Operator, **settings: Any) -> Method:
+    """The method called ``name`` (a key of :data:`METHODS`) with keyword ``settings``."""
+    if name not in METHODS:
+        raise ValueError(f"unknown training method {name!r}; choose one of {sorted(METHODS)}")
+    try:
+        return METHODS[name](apply, op, **settings)
+    except TypeError as error:  # an unknown or missing setting
+        raise ValueError(f"method {name!r}: {error}") from None

@@ -1,0 +1,319 @@
+"""Training losses: gradients against independent computations and finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from suppa_jax import admm, drunet, methods
+from suppa_jax import operators as ops
+
+SIZE = 12
+RHO = 0.4
+
+
+def toy_apply(params, x, sigma):
+    """A contractive closed-form 'denoiser' with learnable parameters (Lipschitz < 1)."""
+    return params["a"] * x / (1.0 + sigma) + params["b"] * jnp.tanh(x)
+
+
+TOY = {"a": jnp.float32(0.5), "b": jnp.float32(0.3)}
+
+
+@pytest.fixture(scope="module")
+def op():
+    return ops.SuperResolution(2)
+
+
+@pytest.fixture(scope="module")
+def batch(op):
+    rng = np.random.default_rng(0)
+    gt = jnp.asarray(rng.random((2, SIZE, SIZE, 3)), jnp.float32)
+    return {"y": op.degrade(gt, jax.random.key(0)), "gt": gt}
+
+
+def trajectory(apply, params, op, y, rho, sigma, steps):
+    """s_0..s_steps by a plain Python loop over admm.step."""
+    states = [admm.init(op, y)]
+    for _ in range(steps):
+        states.append(admm.step(lambda x, s: apply(params, x, s), op, y, states[-1], rho, sigma))
+    return states
+
+
+def mse(a, b):
+    return jnp.mean((a - b) ** 2)
+
+
+def relative_error(a, b):
+    a, b = jax.tree.leaves(a), jax.tree.leaves(b)
+    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(a, b, strict=True))
+    den = sum(float(jnp.sum(y**2)) for y in b)
+    return np.sqrt(num / den)
+
+
+# ---------------------------------------------------------------------------------- SUPPA
+
+
+def test_suppa_gradient_matches_independent_computation(op, batch):
+    """grad of the loss == grad of the two-term loss with the sampled states held fixed."""
+    K = 6
+    method = methods.suppa(toy_apply, op, rho=RHO, max_iters=K, tol=0.0)
+    trainable = method.init(TOY)
+    key = jax.random.key(7)
+    (value, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(trainable, batch, key)
+    assert float(metrics["iterations"]) == K
+
+    # Independent: the whole trajectory by a Python loop; the sampled state per sample is the
+    # one with the largest uniform priority among s_0..s_K (same draws as the loop).
+    states = trajectory(toy_apply, TOY, op, batch["y"], RHO, trainable["sigma"], K)
+    draws = np.stack([jax.random.uniform(jax.random.fold_in(key, k), (2,)) for k in range(K + 1)])
+    chosen = draws.argmax(axis=0)
+    s_k = admm.State(*(jnp.stack([states[c][f][i] for i, c in enumerate(chosen)]) for f in (0, 1)))
+    s_K = states[K]
+
+    def two_term(tr):
+        step = lambda s: admm.step(  # noqa: E731
+            lambda x, sig: toy_apply(tr["denoiser"], x, sig), op, batch["y"], s, RHO, tr["sigma"]
+        )
+        lam = tr["lam"]
+        return mse((1 + lam) * step(s_k).x - lam * s_k.x, batch["gt"]) + mse(
+            step(s_K).x, batch["gt"]
+        )
+
+    expected_value, expected_grads = jax.value_and_grad(two_term)(trainable)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    assert relative_error(grads, expected_grads) < 1e-5
+    # λ receives the gradient of the formula: 2·mean((1+λ)f(s_k) − λ s_k − gt)·(f(s_k) − s_k)).
+    f_sk = admm.step(
+        lambda x, s: toy_apply(TOY, x, s), op, batch["y"], s_k, RHO, trainable["sigma"]
+    ).x
+    residual = (1 + trainable["lam"]) * f_sk - trainable["lam"] * s_k.x - batch["gt"]
+    # float32 reductions in another order: agreement to ~1e-5 relative, not better
+    np.testing.assert_allclose(grads["lam"], 2 * jnp.mean(residual * (f_sk - s_k.x)), rtol=1e-4)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(grads))
+
+
+def test_no_gradient_flows_into_forward_loop(op, batch):
+    """Two forward histories that sample the same states give the same gradient.
+
+    With ``max_iters`` 4 and 5 the loop's history differs (one more step), but the loss is a
+    function of (s_k, s_K) only: feeding the same pair gives the same gradient, and the loss's
+    gradient equals the gradient of the objective at its own detached states.
+    """
+    key = jax.random.key(3)
+    for K in (4, 5):
+        method = methods.suppa(toy_apply, op, rho=RHO, max_iters=K, tol=0.0)
+        trainable = method.init(TOY)
+        A = op.prepare(op.image_shape(batch["y"]))
+        f = lambda tr, A=A: (  # noqa: E731
+            lambda s: admm.step(
+                lambda x, sig: toy_apply(tr["denoiser"], x, sig), A, batch["y"], s, RHO, tr["sigma"]
+            )
+        )
+        sampled, last, _ = methods.suppa_forward(
+            f(trainable), admm.init(A, batch["y"]), key, max_iters=K, tol=0.0
+        )
+        full = jax.grad(lambda tr, loss=method.loss: loss(tr, batch, key)[0])(trainable)
+        fixed = jax.grad(
+            lambda tr, sampled=sampled, last=last, f=f: methods.suppa_objective(
+                f(tr), tr["lam"], sampled, last, batch["gt"]
+            )[0]
+        )(trainable)
+        assert relative_error(full, fixed) < 1e-6
+
+
+def test_reservoir_is_uniform_over_visited_states(op):
+    """Over many keys each of s_0..s_K is sampled with probability 1/(K+1)."""
+    K, trials = 4, 4000
+    rng = np.random.default_rng(1)
+    y = jnp.asarray(rng.random((SIZE // 2, SIZE // 2, 1)), jnp.float32)
+    A = op.prepare((SIZE, SIZE))
+    f = lambda s: admm.step(lambda x, sig: toy_apply(TOY, x, sig), A, y, s, RHO, 0.1)  # noqa: E731
+    states = trajectory(toy_apply, TOY, A, y, RHO, 0.1, K)
+
+    def sample(key):
+        sampled, _, _ = methods.suppa_forward(f, admm.init(A, y), key, max_iters=K, tol=0.0)
+        return sampled.x[0]
+
+    picks = jax.jit(jax.vmap(sample))(jax.random.split(jax.random.key(0), trials))
+    distances = jnp.stack([jnp.sum((picks - s.x) ** 2, axis=(1, 2, 3)) for s in states])
+    assert float(jnp.min(distances, axis=0).max()) < 1e-10  # every pick is a visited state
+    counts = np.bincount(np.asarray(jnp.argmin(distances, axis=0)), minlength=K + 1)
+    np.testing.assert_allclose(counts / trials, 1 / (K + 1), atol=0.03)
+
+
+def test_several_random_states_are_distinct_visited_states(op, batch):
+    K, n = 6, 3
+    A = op.prepare((SIZE, SIZE))
+    y = batch["y"]
+    f = lambda s: admm.step(lambda x, sig: toy_apply(TOY, x, sig), A, y, s, RHO, 0.1)  # noqa: E731
+    sampled, last, iterations = methods.suppa_forward(
+        f, admm.init(A, y), jax.random.key(5), max_iters=K, tol=0.0, random_states=n
+    )
+    assert sampled.x.shape == (n, *batch["gt"].shape)
+    states = trajectory(toy_apply, TOY, A, y, RHO, 0.1, K)
+    np.testing.assert_allclose(last.x, states[K].x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(iterations, [K, K])
+    for i in range(2):
+        indices = [
+            int(np.argmin([float(jnp.sum((sampled.x[j, i] - s.x[i]) ** 2)) for s in states]))
+            for j in range(n)
+        ]
+        assert len(set(indices)) == n
+        for j, k in enumerate(indices):
+            np.testing.assert_allclose(sampled.u[j, i], states[k].u[i], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- JFB
+
+
+def test_jfb_equals_suppa_last_state_term(op, batch):
+    K = 5
+    jfb = methods.jfb(toy_apply, op, rho=RHO, max_iters=K, tol=0.0)
+    trainable = jfb.init(TOY)
+    (value, metrics), grads = jax.value_and_grad(jfb.loss, has_aux=True)(
+        trainable, batch, jax.random.key(0)
+    )
+    states = trajectory(toy_apply, TOY, op, batch["y"], RHO, 0.1, K)
+
+    def last_term(tr):
+        stepped = admm.step(
+            lambda x, s: toy_apply(tr["denoiser"], x, s),
+            op,
+            batch["y"],
+            states[K],
+            tr["rho"],
+            tr["sigma"],
+        )
+        return mse(stepped.x, batch["gt"])
+
+    expected_value, expected_grads = jax.value_and_grad(last_term)(trainable)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+    assert relative_error(grads, expected_grads) < 1e-5
+    assert float(metrics["iterations"]) == K
+
+
+# ---------------------------------------------------------------------------------- DEQ
+
+
+def test_deq_gradient_matches_unrolling_to_convergence_and_fd(op, batch):
+    """In a contractive setting the implicit gradient is the limit of the unrolled one."""
+    with jax.enable_x64(True):
+        gt = jnp.asarray(batch["gt"], jnp.float64)
+        data = {"y": jnp.asarray(batch["y"], jnp.float64), "gt": gt}
+        op64 = ops.SuperResolution(2)
+        toy64 = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), TOY)
+        method = methods.deq(
+            toy_apply,
+            op64,
+            rho=RHO,
+            max_iters=500,
+            tol=1e-13,
+            backward_max_iters=500,
+            backward_tol=1e-13,
+        )
+        trainable = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), method.init(toy64))
+        loss = jax.jit(lambda tr: method.loss(tr, data, jax.random.key(0)))
+        (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(trainable)
+        assert float(metrics["iterations"]) < 500  # the forward loop converged
+
+        def explicit(tr, steps=300):
+            state = admm.init(op64, data["y"])
+            step = lambda s, _: (  # noqa: E731
+                admm.step(
+                    lambda x, s_: toy_apply(tr["denoiser"], x, s_),
+                    op64,
+                    data["y"],
+                    s,
+                    tr["rho"],
+                    tr["sigma"],
+                ),
+                None,
+            )
+            state, _ = jax.lax.scan(step, state, None, length=steps)
+            return mse(state.x, gt)
+
+        expected_value, expected = jax.jit(jax.value_and_grad(explicit))(trainable)
+        np.testing.assert_allclose(value, expected_value, rtol=1e-10)
+        assert relative_error(grads, expected) < 1e-3
+        for name in ("rho", "sigma"):
+            eps = 1e-6
+            plus = loss({**trainable, name: trainable[name] + eps})[0]
+            minus = loss({**trainable, name: trainable[name] - eps})[0]
+            np.testing.assert_allclose(grads[name], (plus - minus) / (2 * eps), rtol=1e-4)
+        eps = 1e-6
+        bumped = lambda d: {**trainable, "denoiser": {**toy64, "a": toy64["a"] + d}}  # noqa: E731
+        fd = (loss(bumped(eps))[0] - loss(bumped(-eps))[0]) / (2 * eps)
+        np.testing.assert_allclose(grads["denoiser"]["a"], fd, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------- unrolled
+
+
+def test_unrolled_matches_python_loop_and_remat(op, batch):
+    K = 3
+    plain = methods.unrolled(toy_apply, op, iters=K, rho=RHO)
+    remat = methods.make("unrolled_remat", toy_apply, op, iters=K, rho=RHO)
+    trainable = plain.init(TOY)
+    trainable = {
+        **trainable,
+        "rho": jnp.array([0.3, 0.5, 0.7]),
+        "sigma": jnp.array([0.2, 0.1, 0.05]),
+    }
+
+    def python_loop(tr):
+        state = admm.init(op, batch["y"])
+        for k in range(K):
+            state = admm.step(
+                lambda x, s: toy_apply(tr["denoiser"], x, s),
+                op,
+                batch["y"],
+                state,
+                tr["rho"][k],
+                tr["sigma"][k],
+            )
+        return mse(state.x, batch["gt"])
+
+    expected_value, expected = jax.value_and_grad(python_loop)(trainable)
+    for method in (plain, remat):
+        (value, metrics), grads = jax.value_and_grad(method.loss, has_aux=True)(
+            trainable, batch, jax.random.key(0)
+        )
+        np.testing.assert_allclose(value, expected_value, rtol=1e-5)
+        assert relative_error(grads, expected) < 1e-5
+        assert grads["rho"].shape == (K,)
+        assert float(metrics["iterations"]) == K
+
+
+# ---------------------------------------------------------------------------------- with DRUNet
+
+
+@pytest.fixture(scope="module")
+def small_drunet(batch):
+    """A small DRUNet whose weights are shrunk so that the ADMM iteration stays bounded."""
+    model = drunet.DRUNet(widths=(8, 16, 16, 16), num_blocks=1)
+    params = model.init(jax.random.key(0), batch["gt"], 0.1)["params"]
+    params = jax.tree.map(lambda p: 0.3 * p, params)
+    return (lambda p, x, s: model.apply({"params": p}, x, s)), params
+
+
+@pytest.mark.parametrize("name", sorted(methods.METHODS))
+def test_every_loss_is_finite_and_jittable(name, op, batch, small_drunet):
+    apply, params = small_drunet
+    settings = {"iters": 2} if name.startswith("unrolled") else {"max_iters": 3}
+    method = methods.make(name, apply, op, rho=RHO, **settings)
+    trainable = method.init(params)
+    value_and_grad = jax.jit(jax.value_and_grad(method.loss, has_aux=True))
+    (value, metrics), grads = value_and_grad(trainable, batch, jax.random.key(1))
+    assert np.isfinite(float(value))
+    assert {"loss", "psnr", "iterations", "sigma"} <= set(metrics)
+    leaves = jax.tree.leaves(grads)
+    assert all(np.isfinite(leaf).all() for leaf in leaves)
+    assert any(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree.leaves(grads["denoiser"]))
+
+
+def test_make_rejects_unknown_names(op):
+    with pytest.raises(ValueError, match="unknown training method 'admm'"):
+        methods.make("admm", toy_apply, op, rho=RHO)
+    with pytest.raises(ValueError, match="lamda"):
+        methods.make("suppa", toy_apply, op, rho=RHO, lamda=1.0)
