@@ -30,8 +30,10 @@ ArrayLike = jax.typing.ArrayLike
 Denoiser = Callable[[Array, ArrayLike], Array]
 
 __all__ = [
+    "AndersonState",
     "Solution",
     "State",
+    "anderson",
     "init",
     "iterate",
     "reference_rho",
@@ -149,6 +151,79 @@ def iterate(
     )
     _, state, _, iterations, observation = jax.lax.while_loop(cond, body, carry)
     return state, iterations, observation
+
+
+class AndersonState(NamedTuple):
+    """Anderson-accelerated iteration: the current iterate and the last ``m`` pairs ``(s, f(s))``.
+
+    The histories hold ``concat(x, u)`` along channels, ``(..., m, H, W, 2C)``; ``count`` is the
+    number of pairs seen, per sample.
+    """
+
+    state: State
+    inputs: Array
+    outputs: Array
+    count: Array
+
+
+def _flat(state: State) -> Array:
+    return jnp.concatenate([state.x, state.u], axis=-1)
+
+
+def _unflat(z: Array) -> State:
+    x, u = jnp.split(z, 2, axis=-1)
+    return State(x, u)
+
+
+def anderson(
+    f: Callable[[State], State],
+    state: State,
+    *,
+    max_iters: int,
+    tol: ArrayLike,
+    memory: int = 5,
+    mixing: float = 1.0,
+    regularization: float = 1e-4,
+) -> tuple[State, Array]:
+    """Fixed point of ``f`` by Anderson acceleration (type II), with :func:`iterate`'s stop rule.
+
+    With the last ``m`` inputs ``s_i``, outputs ``f(s_i)`` and residuals ``g_i = f(s_i) − s_i``
+    (over the whole state ``(x, u)``), per sample::
+
+        α = argmin ‖Σ α_i g_i‖² + reg·‖α‖²  subject to  Σ α_i = 1
+        s⁺ = β·Σ α_i f(s_i) + (1 − β)·Σ α_i s_i
+
+    (``β`` = ``mixing``); with one pair this is the plain iteration ``s⁺ = f(s)``. Returns the
+    last iterate and the iterations per sample.
+    """
+    batch_shape = state.x.shape[:-3]
+    z = _flat(state)
+    history = jnp.zeros((*batch_shape, memory, *z.shape[len(batch_shape) :]), z.dtype)
+    start = AndersonState(state, history, history, jnp.zeros(batch_shape, jnp.int32))
+
+    def accelerated(acc: AndersonState) -> AndersonState:
+        z, fz = _flat(acc.state), _flat(f(acc.state))
+        slot = jax.nn.one_hot(acc.count % memory, memory, dtype=bool)[..., None, None, None]
+        inputs = jnp.where(slot, z[..., None, :, :, :], acc.inputs)
+        outputs = jnp.where(slot, fz[..., None, :, :, :], acc.outputs)
+        valid = jnp.arange(memory) < jnp.minimum(acc.count + 1, memory)[..., None]
+        residuals = outputs - inputs
+        gram = jnp.einsum("...ihwc,...jhwc->...ij", residuals, residuals)
+        gram = jnp.where(valid[..., :, None] & valid[..., None, :], gram, 0.0)
+        # Ridge relative to the largest residual; an empty slot gets a unit diagonal (α_i = 0).
+        largest = jnp.max(jnp.diagonal(gram, axis1=-2, axis2=-1), axis=-1, keepdims=True)
+        ridge = jnp.where(valid, regularization * largest + 1e-20, 1.0)
+        gram = gram + jnp.eye(memory) * ridge[..., None, :]
+        weights = jnp.linalg.solve(gram, valid.astype(z.dtype)[..., None])[..., 0]
+        weights = weights / jnp.sum(weights, axis=-1, keepdims=True)
+        mix = lambda h: jnp.einsum("...i,...ihwc->...hwc", weights, h)  # noqa: E731
+        z_next = mixing * mix(outputs) + (1 - mixing) * mix(inputs)
+        return AndersonState(_unflat(z_next), inputs, outputs, acc.count + 1)
+
+    final, iterations, _ = iterate(
+        accelerated, start, max_iters=max_iters, tol=tol, estimate=lambda acc: acc.state.x
+    )
+    return final.state, iterations
 
 
 def solve(

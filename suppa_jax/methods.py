@@ -100,10 +100,20 @@ def _metrics(
 
 
 def _fixed_point(
-    f: Callable[[admm.State], admm.State], start: admm.State, max_iters: int, tol: ArrayLike
+    f: Callable[[admm.State], admm.State],
+    start: admm.State,
+    max_iters: int,
+    tol: ArrayLike,
+    anderson_memory: int,
 ) -> tuple[admm.State, Array]:
-    """Forward fixed-point iteration with per-sample stopping (no gradient flows through it)."""
-    state, iterations, _ = admm.iterate(f, start, max_iters=max_iters, tol=tol)
+    """Forward fixed point with per-sample stopping, detached: plain iteration, or Anderson
+    acceleration over the last ``anderson_memory`` iterates when that is positive."""
+    if anderson_memory:
+        state, iterations = admm.anderson(
+            f, start, max_iters=max_iters, tol=tol, memory=anderson_memory
+        )
+    else:
+        state, iterations, _ = admm.iterate(f, start, max_iters=max_iters, tol=tol)
     return jax.lax.stop_gradient(state), iterations
 
 
@@ -319,14 +329,16 @@ def deq(
     sigma: float = 0.1,
     backward_max_iters: int = 50,
     backward_tol: float = 1e-3,
+    anderson_memory: int = 0,
 ) -> Method:
     """Deep equilibrium: ``loss = mse(s*.x, gt)`` with the implicit gradient at ``s* = f(s*)``.
 
-    Forward: plain fixed-point iteration (at most ``max_iters``, tolerance ``tol``) under
-    ``stop_gradient``. Backward (``jax.custom_vjp``): ``g = J_fᵀ g + ∂ℓ/∂s*`` over the whole
-    state ``(x, u)``, iterated with VJPs of ``f`` at ``s*`` (at most ``backward_max_iters``,
-    per-sample tolerance ``backward_tol``), then ``θ̄ = (∂f/∂θ)ᵀ g``. Memory: one step's
-    residuals. Learned: the denoiser, a shared ``rho`` and ``sigma``.
+    Forward: fixed-point iteration (at most ``max_iters``, tolerance ``tol``) under
+    ``stop_gradient``, plain or Anderson-accelerated (``anderson_memory > 0``, see
+    :func:`suppa_jax.admm.anderson`). Backward (``jax.custom_vjp``): ``g = J_fᵀ g + ∂ℓ/∂s*``
+    over the whole state ``(x, u)``, iterated with VJPs of ``f`` at ``s*`` (at most
+    ``backward_max_iters``, per-sample tolerance ``backward_tol``), then ``θ̄ = (∂f/∂θ)ᵀ g``.
+    Memory: one step's residuals. Learned: the denoiser, a shared ``rho`` and ``sigma``.
     """
 
     def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
@@ -335,7 +347,11 @@ def deq(
         A = _prepared(op, y)
         frozen = jax.lax.stop_gradient(trainable)
         fixed, iterations = _fixed_point(
-            lambda s: _admm_map(apply, frozen, (A, y), s), admm.init(A, y), max_iters, tol
+            lambda s: _admm_map(apply, frozen, (A, y), s),
+            admm.init(A, y),
+            max_iters,
+            tol,
+            anderson_memory,
         )
         state = _equilibrium(apply, backward_max_iters, backward_tol, trainable, (A, y), fixed)
         value = _mse(state.x, gt)
@@ -352,6 +368,7 @@ def jfb(
     max_iters: int = 50,
     tol: float = 1e-3,
     sigma: float = 0.1,
+    anderson_memory: int = 0,
 ) -> Method:
     """Jacobian-free backpropagation: ``loss = mse(f(s*).x, gt)``, one differentiable step.
 
@@ -366,7 +383,11 @@ def jfb(
         A = _prepared(op, y)
         frozen = jax.lax.stop_gradient(trainable)
         fixed, iterations = _fixed_point(
-            lambda s: _admm_map(apply, frozen, (A, y), s), admm.init(A, y), max_iters, tol
+            lambda s: _admm_map(apply, frozen, (A, y), s),
+            admm.init(A, y),
+            max_iters,
+            tol,
+            anderson_memory,
         )
         estimate = _admm_map(apply, trainable, (A, y), fixed).x
         value = _mse(estimate, gt)

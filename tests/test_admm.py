@@ -163,3 +163,53 @@ def test_solve_under_jit_vmap_and_grad():
 def test_reference_rho():
     assert admm.reference_rho(ops.SuperResolution(3)) == pytest.approx(0.9)
     assert admm.reference_rho(ops.Blur(np.ones((3, 3)) / 9)) == pytest.approx(0.1)
+
+
+def test_anderson_reaches_the_same_fixed_point_faster():
+    rng = np.random.default_rng(7)
+    op = ops.SuperResolution(2).prepare((SIZE, SIZE))
+    y = jnp.asarray(rng.random((2, SIZE // 2, SIZE // 2, 3)), jnp.float32)
+    contractive = lambda x, sigma: 0.5 * x / (1 + sigma) + 0.3 * jnp.tanh(x)  # noqa: E731
+    f = lambda s: admm.step(contractive, op, y, s, 0.4, 0.1)  # noqa: E731
+    start = admm.init(op, y)
+    plain, plain_iters, _ = jax.jit(lambda s: admm.iterate(f, s, max_iters=300, tol=1e-6))(start)
+    fast, fast_iters = jax.jit(lambda s: admm.anderson(f, s, max_iters=300, tol=1e-6))(start)
+    assert np.all(np.asarray(fast_iters) < np.asarray(plain_iters))
+    assert np.all(np.asarray(plain_iters) < 300)
+    np.testing.assert_allclose(fast.x, plain.x, atol=1e-4)
+    residual = f(fast)
+    assert float(jnp.max(admm.relative_change(residual.x, fast.x))) < 1e-5
+    assert float(jnp.max(jnp.abs(residual.u - fast.u))) < 1e-4
+
+
+def test_anderson_with_memory_one_is_plain_iteration():
+    rng = np.random.default_rng(8)
+    op = ops.Blur(ops.gaussian_kernel(1.0, 5)).prepare((SIZE, SIZE))
+    y = jnp.asarray(rng.random((SIZE, SIZE, 3)), jnp.float32)
+    f = lambda s: admm.step(curved, op, y, s, 0.4, 0.5)  # noqa: E731
+    start = admm.init(op, y)
+    plain, plain_iters, _ = admm.iterate(f, start, max_iters=7, tol=0.0)
+    one, one_iters = admm.anderson(f, start, max_iters=7, tol=0.0, memory=1)
+    assert int(one_iters) == int(plain_iters) == 7
+    np.testing.assert_allclose(one.x, plain.x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(one.u, plain.u, rtol=1e-5, atol=1e-6)
+
+
+def test_restore_is_solve_with_the_drunet_of_the_params():
+    """The one-liner equals solve() with Partial(model.apply, ...) across a jit boundary."""
+    import suppa_jax
+    from suppa_jax import drunet
+
+    model = drunet.DRUNet(widths=(8, 16, 16, 16), num_blocks=1)
+    y = np.random.default_rng(9).random((2, 7, 9, 3)).astype(np.float32)  # HR 14×18
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), 0.1)["params"]
+    params = jax.tree.map(lambda p: 0.3 * p, params)
+    op = ops.SuperResolution(2)
+    got = suppa_jax.restore(params, y, op, sigma=0.05, max_iters=4)
+    denoise = Partial(model.apply, {"params": params})
+    expected = jax.jit(admm.solve, static_argnames=("max_iters",))(
+        denoise, op, y, rho=0.4, sigma=0.05, max_iters=4
+    )
+    assert got.x.shape == (2, 14, 18, 3)
+    np.testing.assert_allclose(got.x, expected.x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.iterations, expected.iterations)

@@ -196,7 +196,8 @@ def test_jfb_equals_suppa_last_state_term(op, batch):
 # ---------------------------------------------------------------------------------- DEQ
 
 
-def test_deq_gradient_matches_unrolling_to_convergence_and_fd(op, batch):
+@pytest.mark.parametrize("anderson_memory", [0, 4])
+def test_deq_gradient_matches_unrolling_to_convergence_and_fd(op, batch, anderson_memory):
     """In a contractive setting the implicit gradient is the limit of the unrolled one."""
     with jax.enable_x64(True):
         gt = jnp.asarray(batch["gt"], jnp.float64)
@@ -211,6 +212,7 @@ def test_deq_gradient_matches_unrolling_to_convergence_and_fd(op, batch):
             tol=1e-13,
             backward_max_iters=500,
             backward_tol=1e-13,
+            anderson_memory=anderson_memory,
         )
         trainable = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), method.init(toy64))
         loss = jax.jit(lambda tr: method.loss(tr, data, jax.random.key(0)))

@@ -1,0 +1,474 @@
+"""Image sources, the grain training pipeline and on-the-fly degradation (DESIGN §7).
+
+**Sources** are random-access sequences of images: ``source[i]`` is a ``uint8`` array of shape
+``(H, W, 3)``, RGB (grayscale is replicated to three channels, alpha is dropped), and
+``source.name(i)`` names it in messages. Three kinds, built by :func:`build_source`:
+
+* ``"samples"``: scikit-image's bundled images, offline, split by :data:`SAMPLE_SPLITS`;
+* ``"folder:PATH"``: PNG/JPEG/BMP/TIFF files under ``PATH/split``, recursively
+  (:class:`FolderSource`);
+* ``"tfds:NAME"``: a TFDS dataset read with ``tfds.data_source`` from ArrayRecord files, without
+  TensorFlow (:class:`TfdsSource`; e.g. ``"tfds:div2k/bicubic_x2"``, feature ``"hr"``).
+
+**Training** (:func:`build_train_dataset`) is a grain pipeline over the global stream of examples::
+
+    range(N·k) → seeded shuffle → repeat → random crop + flips/rot90 → every P-th → batch
+
+An epoch is ``k = patches_per_image`` random patches of ``patch·s`` HR pixels from each of the
+``N`` images (``k = 1``, the paper's epoch), in a fresh order every epoch. The pipeline is NumPy
+only, so grain's workers never touch JAX. Process ``p`` of ``P`` keeps elements ``p, p + P, …``
+of the stream *after* the random steps, so the ``P`` batches number ``t`` are together exactly
+the ``t``-th batch of a single process with a ``P`` times larger batch: results do not depend on
+the number of hosts. ``iter(dataset)`` is a ``grain.DatasetIterator`` whose ``get_state()`` is a
+small JSON-able dict; ``set_state`` on a fresh iterator of the same pipeline resumes with exactly
+the batches that would have followed, so it is saved with the checkpoint.
+
+**On-the-fly degradation.** Batches hold clean patches and one seed per example::
+
+    {"hr": float32 (B, patch·s, patch·s, 3) in [0, 1], "seed": uint32 (B,)}
+
+The seed is drawn from the example's own generator, itself a function of the pipeline seed and
+the example's position in the stream (epoch and index). Measurements are made on the
+accelerator inside the jitted train step by :func:`degrade_batch`: the task's operator, noise and
+8-bit quantisation (``Operator.degrade``) with key ``jax.random.key(seed)`` per example, so a
+batch always yields the same ``y`` and each example's ``y`` does not depend on its batch.
+
+**Evaluation** (:func:`eval_images`) goes image by image (sizes differ): each full image, cropped
+at the top left to a multiple of the scale, with seed = its index in the source.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import flags
+from PIL import Image
+from skimage import data as skdata
+
+from suppa_jax.operators import Operator
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "SAMPLE_SPLITS",
+    "ArraySource",
+    "FolderSource",
+    "ImageSource",
+    "TfdsSource",
+    "build_source",
+    "build_train_dataset",
+    "degrade_batch",
+    "eval_images",
+    "sample_images",
+]
+
+logger = logging.getLogger(__name__)
+
+Batch = dict[str, np.ndarray]
+
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+
+# scikit-image's images that ship inside the package (no download), at least 192 pixels on each
+# side (one ×4 patch of the paper's size). Validation: three natural RGB photographs; training:
+# the other RGB images and natural grayscale ones (replicated to RGB). Left out: synthetic images
+# (colorwheel, checkerboard, logo), `cat` (= chelsea), and those smaller than 192 pixels.
+SAMPLE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "astronaut",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "motorcycle",
+        "retina",
+        "brick",
+        "camera",
+        "cell",
+        "clock",
+        "coins",
+        "grass",
+        "gravel",
+        "moon",
+    ),
+    "validation": ("chelsea", "coffee", "rocket"),
+}
+
+
+class ImageSource(Protocol):
+    """Random access to ``uint8`` RGB images of shape ``(H, W, 3)``."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> np.ndarray: ...
+
+    def name(self, index: int) -> str:
+        """A human-readable name of image ``index`` (a path, a record) for messages."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding and screening
+
+
+def _as_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    """``uint8`` ``(H, W)`` or ``(H, W, 1 | 3 | 4)`` → ``(H, W, 3)``.
+
+    Gray is replicated to three channels, alpha is dropped.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected uint8 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{name}: expected an (H, W[, 1|3|4]) image, got shape {image.shape}")
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
+
+
+# What Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError).
+_DECODE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
+
+
+def _decode(path: Path) -> np.ndarray:
+    """Decode an image file to ``uint8`` RGB; 16-bit grayscale is rounded to 8 bits."""
+    with Image.open(path) as image:
+        if image.mode.startswith("I;16"):
+            wide = np.asarray(image).astype(np.uint32)
+            return _as_rgb(((wide * 255 + 32767) // 65535).astype(np.uint8), str(path))  # round
+        return np.asarray(image.convert("RGB"))
+
+
+def _size_problem(height: int, width: int, min_size: int) -> str | None:
+    if min(height, width) < min_size:
+        return f"{height}×{width} is smaller than the {min_size}×{min_size} patch"
+    return None
+
+
+def _file_problem(path: Path, min_size: int) -> str | None:
+    """Why the file cannot be used (it does not decode in full, or it is too small), or None."""
+    try:
+        height, width, _ = _decode(path).shape
+    except _DECODE_ERRORS as error:
+        return f"unreadable image ({error})"
+    return _size_problem(height, width, min_size)
+
+
+def _screen(
+    names: Sequence[str], problems: Sequence[str | None], *, skip_bad_images: bool, where: str
+) -> tuple[list[int], tuple[str, ...]]:
+    """The indices of the usable images and the names of the bad ones (logged).
+
+    Raises ``ValueError`` that lists every bad image unless ``skip_bad_images``, or if none is
+    usable.
+    """
+    keep = [i for i, problem in enumerate(problems) if not problem]
+    bad = [f"{names[i]}: {problem}" for i, problem in enumerate(problems) if problem]
+    listing = "\n  ".join(bad)
+    if bad and not skip_bad_images:
+        raise ValueError(
+            f"{len(bad)} of {len(names)} images in {where} cannot be used (set "
+            f"skip_bad_images=True, config: data.skip_bad_images, to skip them):\n  {listing}"
+        )
+    if not keep:
+        raise ValueError(f"no usable images in {where}" + (f":\n  {listing}" if bad else ""))
+    if bad:
+        logger.warning("skipped %d of %d images in %s:\n  %s", len(bad), len(names), where, listing)
+    return keep, tuple(names[i] for i, problem in enumerate(problems) if problem)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources
+
+
+class ArraySource:
+    """Images held in memory, e.g. NumPy arrays from a notebook or scikit-image.
+
+    Images of shape ``(H, W)`` or ``(H, W, 1 | 3 | 4)``, ``uint8``, are converted to RGB. Those
+    smaller than ``min_size`` on a side raise ``ValueError``, or with ``skip_bad_images`` are
+    left out and listed in :attr:`skipped`.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        names: Sequence[str],
+        *,
+        min_size: int = 1,
+        skip_bad_images: bool = False,
+    ) -> None:
+        rgb = [_as_rgb(image, name) for image, name in zip(images, names, strict=True)]
+        problems = [_size_problem(*image.shape[:2], min_size) for image in rgb]
+        keep, self.skipped = _screen(
+            names, problems, skip_bad_images=skip_bad_images, where="the image list"
+        )
+        self.images = [rgb[i] for i in keep]
+        self.names = [names[i] for i in keep]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.images[index]
+
+    def name(self, index: int) -> str:
+        return self.names[index]
+
+
+class FolderSource:
+    """The images under a folder and its sub-folders, in sorted path order.
+
+    Files with a suffix in :data:`IMAGE_EXTENSIONS` (any case) are decoded once in full at
+    construction (in threads), which catches unreadable and truncated files and those smaller
+    than ``min_size`` on a side. They raise a ``ValueError`` that lists every bad file, or with
+    ``skip_bad_images`` are left out, logged and listed in :attr:`skipped`, so that the number
+    of images, hence the epoch, is known up front. Images are decoded again when read.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike, *, min_size: int = 1, skip_bad_images: bool = False
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder {root} does not exist")
+        paths = sorted(
+            path
+            for path in root.rglob("*")
+            if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+        )
+        if not paths:
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            problems = list(pool.map(functools.partial(_file_problem, min_size=min_size), paths))
+        names = [str(path) for path in paths]
+        keep, self.skipped = _screen(
+            names, problems, skip_bad_images=skip_bad_images, where=str(root)
+        )
+        self.paths = [paths[i] for i in keep]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        path = self.paths[index]
+        try:
+            return _decode(path)
+        except _DECODE_ERRORS as error:
+            raise ValueError(f"{path}: unreadable image ({error})") from error
+
+    def name(self, index: int) -> str:
+        return str(self.paths[index])
+
+
+class TfdsSource:
+    """One image feature of a TFDS dataset, read through ``tfds.data_source`` (no TensorFlow).
+
+    ``dataset`` is a TFDS name with optional config and version (``"div2k/bicubic_x2"``), ``split``
+    any TFDS split (``"train"``, ``"validation[:10]"``). The dataset must be (or, when missing,
+    will be downloaded and) prepared as ArrayRecord files in ``data_dir`` (default: TFDS's).
+    Records are not screened up front: one smaller than a training patch raises when read.
+    """
+
+    def __init__(
+        self, dataset: str, split: str, *, feature: str = "hr", data_dir: str | None = None
+    ) -> None:
+        import tensorflow_datasets as tfds  # imported here: 0.5 s, and only this source needs it
+
+        # An explicit file format: TFDS only defaults to ArrayRecord when no data_dir is given.
+        self.records = tfds.data_source(
+            dataset, split=split, data_dir=data_dir, builder_kwargs={"file_format": "array_record"}
+        )
+        features = self.records.dataset_info.features
+        if feature not in features:
+            raise ValueError(f"{dataset} has no feature {feature!r}; it has {list(features)}")
+        self.dataset, self.split, self.feature = dataset, split, feature
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return _as_rgb(self.records[index][self.feature], self.name(index))
+
+    def name(self, index: int) -> str:
+        return f"{self.dataset}:{self.split}[{index}]"
+
+
+def _load_sample(name: str) -> np.ndarray:
+    if name == "motorcycle":
+        return skdata.stereo_motorcycle()[0]  # the left view of a stereo pair
+    return getattr(skdata, name)()
+
+
+def sample_images(split: str, *, min_size: int = 1, skip_bad_images: bool = False) -> ArraySource:
+    """scikit-image's bundled images of ``split`` (``"train"`` or ``"validation"``, see
+    :data:`SAMPLE_SPLITS`) as an :class:`ArraySource`, named ``"skimage:<name>"``."""
+    if split not in SAMPLE_SPLITS:
+        raise ValueError(f"unknown sample split {split!r}; use one of {list(SAMPLE_SPLITS)}")
+    names = SAMPLE_SPLITS[split]
+    return ArraySource(
+        [_load_sample(name) for name in names],
+        [f"skimage:{name}" for name in names],
+        min_size=min_size,
+        skip_bad_images=skip_bad_images,
+    )
+
+
+def build_source(
+    source: str,
+    split: str,
+    *,
+    feature: str = "hr",
+    data_dir: str | None = None,
+    min_size: int = 1,
+    skip_bad_images: bool = False,
+) -> ImageSource:
+    """The images of ``split`` of ``source``.
+
+    Args:
+      source: ``"samples"`` (scikit-image, offline), ``"folder:PATH"`` (the images under
+        ``PATH/split``; ``split=""`` for ``PATH`` itself) or ``"tfds:NAME"`` (e.g.
+        ``"tfds:div2k/bicubic_x2"``).
+      split: ``"train"``/``"validation"`` for samples, a sub-folder, or a TFDS split.
+      feature: the image feature of a TFDS dataset (``"hr"`` for DIV2K).
+      data_dir: TFDS's data directory (``None``: TFDS's default).
+      min_size: the smallest usable side (the HR patch ``patch·s`` for training). Checked up
+        front for samples and folders, when read for TFDS.
+      skip_bad_images: leave out (and log) unreadable and too small images instead of raising.
+    """
+    kind, _, location = source.partition(":")
+    if kind == "samples" and not location:
+        return sample_images(split, min_size=min_size, skip_bad_images=skip_bad_images)
+    if kind == "folder" and location:
+        return FolderSource(
+            Path(location) / split, min_size=min_size, skip_bad_images=skip_bad_images
+        )
+    if kind == "tfds" and location:
+        return TfdsSource(location, split, feature=feature, data_dir=data_dir)
+    raise ValueError(f"unknown data source {source!r}; use 'samples', 'folder:PATH' or 'tfds:NAME'")
+
+
+# --------------------------------------------------------------------------------------------
+# Training pipeline
+
+
+def _random_patch(
+    index: int, rng: np.random.Generator, *, source: ImageSource, size: int, augment: bool
+) -> Batch:
+    """Example ``index`` of the stream: a random ``size × size`` crop of image ``index mod N``,
+    randomly rotated by a multiple of 90° and flipped when ``augment``, and its seed."""
+    image_index = index % len(source)
+    image = source[image_index]
+    height, width, _ = image.shape
+    if problem := _size_problem(height, width, size):
+        raise ValueError(f"{source.name(image_index)}: {problem}")
+    seed = rng.integers(2**32, dtype=np.uint32)
+    top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
+    patch = image[top : top + size, left : left + size]
+    if augment:
+        patch = np.rot90(patch, k=rng.integers(4))
+        if rng.integers(2):
+            patch = patch[:, ::-1]
+    return {"hr": patch.astype(np.float32) / 255.0, "seed": seed}
+
+
+def build_train_dataset(
+    source: ImageSource,
+    *,
+    batch_size: int,
+    patch: int,
+    scale: int,
+    augment: bool = True,
+    seed: int = 0,
+    patches_per_image: int = 1,
+    num_epochs: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    worker_count: int = 0,
+    read_threads: int = 8,
+) -> grain.IterDataset:
+    """Batches of random HR patches of ``source`` for one process (see the module docstring).
+
+    Args:
+      source: the training images.
+      batch_size: examples per batch *in this process* (the global batch is
+        ``batch_size · process_count``). Incomplete batches are dropped.
+      patch: the LR patch size (48 in the paper); HR patches are ``patch · scale`` pixels.
+      scale: the super-resolution factor (1 for deblurring).
+      augment: apply one of the 8 flips/rotations by multiples of 90°, uniformly.
+      seed: the seed of the shuffle, the crops, the augmentation and the degradation seeds.
+      patches_per_image: patches per image per epoch (1: the paper's epoch).
+      num_epochs: stop after this many epochs (``None``: never).
+      process_index, process_count: this process and their number (``jax.process_index()``,
+        ``jax.process_count()``); passed explicitly so that tests can fake them.
+      worker_count: grain worker processes (0: read in this process, with threads).
+      read_threads: threads per process reading and cropping images.
+
+    Returns:
+      A ``grain.IterDataset`` of ``{"hr": float32 (B, P, P, 3), "seed": uint32 (B,)}``, with
+      ``P = patch · scale``; ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
+    if min(batch_size, patch, scale, patches_per_image) < 1:
+        raise ValueError("batch_size, patch, scale and patches_per_image must be positive")
+    crop = functools.partial(_random_patch, source=source, size=patch * scale, augment=augment)
+    dataset = (
+        grain.MapDataset.range(len(source) * patches_per_image)
+        .seed(seed)
+        .shuffle()
+        .repeat(num_epochs)
+        .random_map(crop)
+        .slice(slice(process_index, None, process_count))
+        .batch(batch_size, drop_remainder=True)
+        .to_iter_dataset(
+            grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads)
+        )
+    )
+    if worker_count:
+        # grain 0.2.18 reads one of its absl flags unguarded when it starts workers, which fails
+        # outside an absl app (notebooks, pytest) unless flags count as parsed (google/grain#1355).
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    return dataset
+
+
+# --------------------------------------------------------------------------------------------
+# Degradation and evaluation
+
+
+def degrade_batch(
+    op: Operator, batch: dict, noise_sigma: jax.typing.ArrayLike = 0.0, quantize: bool = True
+) -> dict[str, jax.Array]:
+    """Measurements of a batch: ``{"y": A(hr) + noise, clipped (and quantised), "gt": hr}``.
+
+    Example ``i`` is degraded with ``op.degrade`` and key ``jax.random.key(batch["seed"][i])``,
+    so the result depends on the batch only and each example's ``y`` on that example only.
+    ``noise_sigma`` is a scalar or one value per example, on the [0, 1] scale. Pure and jittable.
+    """
+    hr = jnp.asarray(batch["hr"])
+    keys = jax.vmap(jax.random.key)(jnp.asarray(batch["seed"]))
+    sigma = jnp.broadcast_to(jnp.asarray(noise_sigma, hr.dtype), hr.shape[:1])
+    y = jax.vmap(lambda x, key, s: op.degrade(x, key, s, quantize))(hr, keys, sigma)
+    return {"y": y, "gt": hr}
+
+
+def eval_images(source: ImageSource, scale: int) -> Iterator[tuple[str, Batch]]:
+    """``(name, {"hr": float32 (1, H, W, 3), "seed": uint32 (1,)})`` for each image in order.
+
+    The image is cropped at the top left to ``H, W`` multiples of ``scale``, its seed is its
+    index, so :func:`degrade_batch` gives the same measurements in every evaluation.
+    """
+    for index in range(len(source)):
+        image = source[index]
+        height, width = (image.shape[0] // scale) * scale, (image.shape[1] // scale) * scale
+        if not height or not width:
+            raise ValueError(f"{source.name(index)}: smaller than the scale {scale}")
+        hr = image[None, :height, :width].astype(np.float32) / 255.0
+        yield source.name(index), {"hr": hr, "seed": np.array([index], np.uint32)}
