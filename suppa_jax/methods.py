@@ -46,6 +46,7 @@ DenoiserApply = Callable[[Params, Array, ArrayLike], Array]
 __all__ = [
     "METHODS",
     "Method",
+    "denoiser",
     "deq",
     "jfb",
     "make",
@@ -57,11 +58,17 @@ __all__ = [
 
 
 class Method(NamedTuple):
-    """A training method: initial trainables and a pure loss."""
+    """A training method: initial trainables, a pure loss, and inference with the trainables.
+
+    ``predict(trainable, y, reference=None) -> admm.Solution`` restores ``y`` the way the method
+    is meant to be used at test time (to convergence, or ``K`` steps for explicit unrolling),
+    with the per-iteration PSNR curve when ``reference`` is given.
+    """
 
     name: str
     init: Callable[[Params], Trainable]
     loss: Callable[[Trainable, Batch, Array], tuple[Array, Metrics]]
+    predict: Callable[..., admm.Solution]
 
 
 # ---------------------------------------------------------------------------------- shared
@@ -117,6 +124,38 @@ def _fixed_point(
     return jax.lax.stop_gradient(state), iterations
 
 
+def _uniform(key: Array, k: Array, batch_shape: tuple[int, ...]) -> Array:
+    """One U[0, 1) draw per sample at iteration ``k``, from one key or from one key per sample.
+
+    Per-sample keys (derived from each example's seed) make the draws independent of how the
+    batch is split across devices.
+    """
+    if key.shape == ():
+        return jax.random.uniform(jax.random.fold_in(key, k), batch_shape)
+    draw = lambda sample_key: jax.random.uniform(jax.random.fold_in(sample_key, k))  # noqa: E731
+    return jax.vmap(draw)(key.reshape(-1)).reshape(batch_shape)
+
+
+def _solve(
+    apply: DenoiserApply,
+    op: Operator,
+    params: Params,
+    rho: ArrayLike,
+    sigma: ArrayLike,
+    max_iters: int,
+    tol: ArrayLike,
+) -> Callable[..., admm.Solution]:
+    """``predict`` for the fixed-point methods: ADMM to convergence (:func:`admm.solve`)."""
+
+    def predict(y: Array, reference: Array | None = None) -> admm.Solution:
+        denoise = functools.partial(apply, params)
+        return admm.solve(
+            denoise, op, y, rho=rho, sigma=sigma, max_iters=max_iters, tol=tol, reference=reference
+        )
+
+    return predict
+
+
 # ---------------------------------------------------------------------------------- SUPPA
 
 
@@ -137,13 +176,16 @@ def suppa_forward(
     slots, ``s_0`` fills the rest). Only the reservoir and the current state are kept, so memory
     does not grow with ``K``. Returns the sampled states (leaves with a leading axis of length
     ``random_states``), the last state ``s_K`` and the iterations per sample, all detached.
+    ``key`` is one key, or one key per sample (batch-split invariant).
     """
     batch_shape = start.x.shape[:-3]
+    if key.shape not in ((), batch_shape):
+        raise ValueError(f"key must be one key or one per sample {batch_shape}, got {key.shape}")
     slots = jnp.arange(random_states).reshape((random_states,) + (1,) * len(batch_shape))
 
     def observe(reservoir, k, state, updated):
         states, priorities = reservoir
-        draw = jax.random.uniform(jax.random.fold_in(key, k), batch_shape)
+        draw = _uniform(key, k, batch_shape)
         weakest = jnp.argmin(priorities, axis=0)
         replace = (slots == weakest) & updated & (draw > jnp.min(priorities, axis=0))
         priorities = jnp.where(replace, draw, priorities)
@@ -221,7 +263,11 @@ def suppa(
         value, estimate = suppa_objective(f, trainable["lam"], sampled, last, gt)
         return value, _metrics(value, estimate, gt, iterations, trainable)
 
-    return Method("suppa", init, loss)
+    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+        solve = _solve(apply, op, trainable["denoiser"], rho, trainable["sigma"], max_iters, tol)
+        return solve(y, reference)
+
+    return Method("suppa", init, loss, predict)
 
 
 # ---------------------------------------------------------------------------------- unrolled
@@ -250,21 +296,36 @@ def unrolled(
             "sigma": jnp.full((iters,), sigma, jnp.float32),
         }
 
-    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
-        del key  # deterministic
-        y, gt = batch["y"], batch["gt"]
+    def run(trainable: Trainable, y: Array, observe: Callable[[Array], Array]):
+        """``K`` steps from ``init``; ``observe(x_k)`` is stacked for ``k = 1..K``."""
         A = _prepared(op, y)
 
-        def body(state: admm.State, rho_sigma: tuple[Array, Array]) -> tuple[admm.State, None]:
+        def body(state: admm.State, rho_sigma: tuple[Array, Array]):
             rho_k, sigma_k = rho_sigma
-            return _iteration(apply, A, y, trainable["denoiser"], rho_k, sigma_k)(state), None
+            state = _iteration(apply, A, y, trainable["denoiser"], rho_k, sigma_k)(state)
+            return state, observe(state.x)
 
         body = jax.checkpoint(body) if remat else body
-        state, _ = jax.lax.scan(body, admm.init(A, y), (trainable["rho"], trainable["sigma"]))
-        value = _mse(state.x, gt)
-        return value, _metrics(value, state.x, gt, iters, trainable)
+        start = admm.init(A, y)
+        state, observed = jax.lax.scan(body, start, (trainable["rho"], trainable["sigma"]))
+        return start, state, observed
 
-    return Method("unrolled_remat" if remat else "unrolled", init, loss)
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        del key  # deterministic
+        _, state, _ = run(trainable, batch["y"], lambda x: None)
+        value = _mse(state.x, batch["gt"])
+        return value, _metrics(value, state.x, batch["gt"], iters, trainable)
+
+    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+        if reference is None:
+            _, state, _ = run(trainable, y, lambda x: None)
+            curve = None
+        else:
+            start, state, curve = run(trainable, y, lambda x: psnr(x, reference))
+            curve = jnp.concatenate([psnr(start.x, reference)[None], curve])
+        return admm.Solution(state.x, jnp.full(y.shape[:-3], iters, jnp.int32), None, curve)
+
+    return Method("unrolled_remat" if remat else "unrolled", init, loss, predict)
 
 
 # ---------------------------------------------------------------------------------- DEQ / JFB
@@ -319,6 +380,18 @@ def _fixed_point_init(denoiser: Params, rho: float, sigma: float) -> Trainable:
     return {"denoiser": denoiser, "rho": _scalar(rho), "sigma": _scalar(sigma)}
 
 
+def _fixed_point_predictor(
+    apply: DenoiserApply, op: Operator, max_iters: int, tol: float
+) -> Callable[..., admm.Solution]:
+    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+        solve = _solve(
+            apply, op, trainable["denoiser"], trainable["rho"], trainable["sigma"], max_iters, tol
+        )
+        return solve(y, reference)
+
+    return predict
+
+
 def deq(
     apply: DenoiserApply,
     op: Operator,
@@ -357,7 +430,9 @@ def deq(
         value = _mse(state.x, gt)
         return value, _metrics(value, state.x, gt, iterations, trainable)
 
-    return Method("deq", lambda params: _fixed_point_init(params, rho, sigma), loss)
+    predict = _fixed_point_predictor(apply, op, max_iters, tol)
+
+    return Method("deq", lambda params: _fixed_point_init(params, rho, sigma), loss, predict)
 
 
 def jfb(
@@ -393,7 +468,54 @@ def jfb(
         value = _mse(estimate, gt)
         return value, _metrics(value, estimate, gt, iterations, trainable)
 
-    return Method("jfb", lambda params: _fixed_point_init(params, rho, sigma), loss)
+    predict = _fixed_point_predictor(apply, op, max_iters, tol)
+
+    return Method("jfb", lambda params: _fixed_point_init(params, rho, sigma), loss, predict)
+
+
+# ---------------------------------------------------------------------------------- pre-training
+
+
+def denoiser(
+    apply: DenoiserApply,
+    op: Operator | None = None,
+    *,
+    sigma_min: float = 0.0,
+    sigma_max: float = 50 / 255,
+    eval_sigma: float = 25 / 255,
+) -> Method:
+    """Gaussian-denoiser pre-training of the prior every method starts from.
+
+    ``loss = mse(D(x + σ·n, σ), x)`` with ``σ ~ U[sigma_min, sigma_max]`` per image and
+    ``n ~ N(0, I)`` (no clipping, no quantisation); the measurements ``y`` of the batch are not
+    used. ``predict`` denoises ``y`` at ``eval_sigma`` (the validation noise level). ``op`` is
+    accepted for a uniform signature and ignored: the task is the identity.
+    """
+    del op
+
+    def init(params: Params) -> Trainable:
+        return {"denoiser": params}
+
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        gt = batch["gt"]
+        keys = key if key.shape == gt.shape[:1] else jax.random.split(key, gt.shape[0])
+
+        def corrupt(sample_key: Array, x: Array) -> tuple[Array, Array]:
+            level_key, noise_key = jax.random.split(sample_key)
+            sigma = jax.random.uniform(level_key, (), x.dtype, sigma_min, sigma_max)
+            return x + sigma * jax.random.normal(noise_key, x.shape, x.dtype), sigma
+
+        noisy, sigmas = jax.vmap(corrupt)(keys, gt)
+        estimate = apply(trainable["denoiser"], noisy, sigmas)
+        value = _mse(estimate, gt)
+        return value, _metrics(value, estimate, gt, 1, trainable)
+
+    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+        x = apply(trainable["denoiser"], y, eval_sigma)
+        curve = None if reference is None else jnp.stack([psnr(y, reference), psnr(x, reference)])
+        return admm.Solution(x, jnp.ones(y.shape[:-3], jnp.int32), None, curve)
+
+    return Method("denoiser", init, loss, predict)
 
 
 METHODS: dict[str, Callable[..., Method]] = {
@@ -402,6 +524,7 @@ METHODS: dict[str, Callable[..., Method]] = {
     "unrolled_remat": functools.partial(unrolled, remat=True),
     "deq": deq,
     "jfb": jfb,
+    "denoiser": denoiser,
 }
 
 

@@ -11,11 +11,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from suppa_jax.data import degrade_batch
 from suppa_jax.methods import Batch, Method, Metrics, Params, Trainable
+from suppa_jax.operators import Operator
 
 Array = jax.Array
 
-__all__ = ["TrainState", "init_state", "make_optimizer", "parameter_groups", "update"]
+__all__ = [
+    "TrainState",
+    "example_keys",
+    "init_state",
+    "make_optimizer",
+    "parameter_groups",
+    "train_step",
+    "update",
+]
 
 
 class TrainState(NamedTuple):
@@ -78,3 +88,31 @@ def update(
     updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
     trainable = optax.apply_updates(state.trainable, updates)
     return TrainState(state.step + 1, trainable, opt_state), metrics
+
+
+def example_keys(seeds: Array) -> Array:
+    """One PRNG key per example for the method's own randomness (SUPPA's reservoir draws, the
+    denoiser's noise), from the example seeds of :mod:`suppa_jax.data`. It is a different stream
+    from the measurement noise (``jax.random.key(seed)``), and independent of how the batch is
+    split across devices."""
+    return jax.vmap(lambda seed: jax.random.fold_in(jax.random.key(seed), 1))(seeds)
+
+
+def train_step(
+    method: Method,
+    optimizer: optax.GradientTransformation,
+    op: Operator,
+    state: TrainState,
+    batch: Batch,
+    *,
+    noise_sigma: float,
+    quantize: bool,
+    axis_name: str | None = None,
+) -> tuple[TrainState, Metrics]:
+    """One step from a data batch ``{"hr", "seed"}``: measurements made here, then :func:`update`.
+
+    ``y = degrade(hr)`` with the task's operator, noise and 8-bit quantisation
+    (:func:`suppa_jax.data.degrade_batch`), so the pipeline ships clean patches only.
+    """
+    data = degrade_batch(op, batch, noise_sigma, quantize)
+    return update(method, optimizer, state, data, example_keys(batch["seed"]), axis_name)

@@ -302,13 +302,17 @@ def small_drunet(batch):
 @pytest.mark.parametrize("name", sorted(methods.METHODS))
 def test_every_loss_is_finite_and_jittable(name, op, batch, small_drunet):
     apply, params = small_drunet
-    settings = {"iters": 2} if name.startswith("unrolled") else {"max_iters": 3}
-    method = methods.make(name, apply, op, rho=RHO, **settings)
+    settings = {
+        "unrolled": {"iters": 2, "rho": RHO},
+        "unrolled_remat": {"iters": 2, "rho": RHO},
+        "denoiser": {},
+    }.get(name, {"max_iters": 3, "rho": RHO})
+    method = methods.make(name, apply, op, **settings)
     trainable = method.init(params)
     value_and_grad = jax.jit(jax.value_and_grad(method.loss, has_aux=True))
     (value, metrics), grads = value_and_grad(trainable, batch, jax.random.key(1))
     assert np.isfinite(float(value))
-    assert {"loss", "psnr", "iterations", "sigma"} <= set(metrics)
+    assert {"loss", "psnr", "iterations"} <= set(metrics)
     leaves = jax.tree.leaves(grads)
     assert all(np.isfinite(leaf).all() for leaf in leaves)
     assert any(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree.leaves(grads["denoiser"]))
@@ -319,3 +323,73 @@ def test_make_rejects_unknown_names(op):
         methods.make("admm", toy_apply, op, rho=RHO)
     with pytest.raises(ValueError, match="lamda"):
         methods.make("suppa", toy_apply, op, rho=RHO, lamda=1.0)
+
+
+@pytest.mark.parametrize("name", sorted(methods.METHODS))
+def test_predict_restores_with_the_methods_inference(name, op, batch, small_drunet):
+    """predict: to convergence with the learned scalars, K steps for unrolling, one denoising."""
+    apply, params = small_drunet
+    settings = {
+        "unrolled": {"iters": 3, "rho": RHO},
+        "unrolled_remat": {"iters": 3, "rho": RHO},
+        "denoiser": {"eval_sigma": 0.05},
+    }.get(name, {"max_iters": 4, "tol": 1e-3, "rho": RHO})
+    method = methods.make(name, apply, op, **settings)
+    trainable = method.init(params)
+    solution = jax.jit(method.predict)(
+        trainable, batch["y"] if name != "denoiser" else batch["gt"], batch["gt"]
+    )
+    denoise = lambda x, s: apply(params, x, s)  # noqa: E731
+    if name == "denoiser":
+        np.testing.assert_allclose(solution.x, denoise(batch["gt"], 0.05), rtol=1e-5, atol=1e-6)
+        assert solution.psnr.shape == (2, 2)
+        return
+    if name.startswith("unrolled"):
+        state = admm.init(op, batch["y"])
+        for _ in range(3):
+            state = admm.step(denoise, op, batch["y"], state, RHO, 0.1)
+        expected_x, expected_iters = state.x, 3
+    else:
+        expected = admm.solve(denoise, op, batch["y"], rho=RHO, sigma=0.1, max_iters=4, tol=1e-3)
+        expected_x, expected_iters = expected.x, expected.iterations
+    np.testing.assert_allclose(solution.x, expected_x, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(solution.iterations, expected_iters)
+    assert solution.psnr.shape[1:] == (2,)
+    np.testing.assert_allclose(solution.psnr[-1], metrics_psnr(solution.x, batch["gt"]), rtol=1e-5)
+
+
+def metrics_psnr(x, reference):
+    from suppa_jax.metrics import psnr
+
+    return psnr(x, reference)
+
+
+def test_suppa_per_example_keys_are_batch_split_invariant(op, batch):
+    """With one key per example, the sampled states of a sample do not depend on its batch."""
+    A = op.prepare((SIZE, SIZE))
+    keys = jax.vmap(jax.random.key)(jnp.array([11, 12]))
+    run = lambda y, k: methods.suppa_forward(  # noqa: E731
+        lambda s: admm.step(lambda x, sig: toy_apply(TOY, x, sig), A, y, s, RHO, 0.1),
+        admm.init(A, y),
+        k,
+        max_iters=6,
+        tol=0.0,
+    )[0]
+    whole = run(batch["y"], keys)
+    for i in range(2):
+        alone = run(batch["y"][i : i + 1], keys[i : i + 1])
+        np.testing.assert_allclose(alone.x[0, 0], whole.x[0, i], rtol=1e-5, atol=1e-6)
+
+
+def test_denoiser_loss_is_the_gaussian_denoising_mse():
+    """loss = mse(D(x + σn, σ), x) with σ ~ U[min, max] per image: check with D = identity."""
+    gt = jnp.asarray(np.random.default_rng(2).random((4, 64, 64, 3)), jnp.float32)
+    method = methods.denoiser(lambda p, x, s: x, sigma_min=0.1, sigma_max=0.1)
+    value, metrics = method.loss(method.init({}), {"gt": gt}, jax.random.key(0))
+    # E[(σn)²] = σ²; over 49,152 samples the relative standard error is 0.64%
+    np.testing.assert_allclose(value, 0.01, rtol=0.03)
+    uniform = methods.denoiser(lambda p, x, s: x, sigma_min=0.0, sigma_max=0.3)
+    keys = jax.random.split(jax.random.key(1), 4)  # one key per image
+    value, _ = uniform.loss(uniform.init({}), {"gt": gt}, keys)
+    assert 0.0 < float(value) < 0.09
+    assert float(metrics["iterations"]) == 1
