@@ -1,16 +1,47 @@
-"""Train unrolled ADMM with SUPPA or a rival method: ``python train.py --config=... --workdir=...``.
+"""Train unrolled ADMM with SUPPA or a rival method, or pre-train the DRUNet denoiser.
 
-The training program (configs, checkpoints, resume, multi-device) is being built; this entry
-point exists so that the layout is stable. It does not train yet, and says so.
+    python train.py --config=configs/sr_x2.py --workdir=runs/sr2_suppa
+    python train.py --config=configs/sr_x2_cpu.py --workdir=runs/demo --config.method=deq
+    python train.py --config=configs/denoiser_cpu.py --workdir=runs/denoiser
+
+Any config field can be overridden (``--config.train.lr=1e-5``). Running the same command again
+resumes from the latest checkpoint in ``--workdir``. Ctrl-C / SIGTERM save and exit cleanly.
+See ``suppa_jax.trainer`` for what is written where.
 """
 
 import sys
 
-MESSAGE = (
-    "train.py: the training program is not available yet in this version of suppa_jax.\n"
-    "The training losses and one optimiser step are: see suppa_jax.methods and "
-    "suppa_jax.training, and the README."
-)
+from absl import app, flags
+from ml_collections import config_flags
+
+from suppa_jax import trainer
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs (resumed if present).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = flags.FLAGS.config
+    trainer.initialize_distributed(config)
+    try:
+        summary = trainer.train_and_evaluate(config, flags.FLAGS.workdir)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        sys.exit(f"train.py: {error}")
+    print(
+        "train.py: step {step}; validation PSNR {start} → {end}".format(
+            step=summary["step"],
+            start=_psnr(summary.get("initial")),
+            end=_psnr(summary.get("final")),
+        )
+    )
+
+
+def _psnr(values: dict | None) -> str:
+    return "n/a" if values is None else f"{values['val_psnr']:.2f} dB"
+
 
 if __name__ == "__main__":
-    sys.exit(MESSAGE)
+    app.run(main)

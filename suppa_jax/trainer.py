@@ -1,0 +1,510 @@
+"""The training program behind ``train.py``: data, sharded steps, checkpoints, resume, logs.
+
+``train_and_evaluate(config, workdir)`` trains ``config.method`` on ``config.task`` and writes
+into ``workdir``::
+
+    checkpoints/<step>/   orbax: TrainState (params, Adam moments, step) and the grain
+                          iterator state of every process; the last ``keep_checkpoints`` kept
+    best/<step>/          the trainables with the best validation PSNR so far
+    metrics.jsonl         one JSON object per logged step / validation
+    tensorboard/          the same, for TensorBoard
+    config.json           the configuration of the run
+
+Parallelism: one jitted step over a ``Mesh`` with a ``"data"`` axis spanning every device of
+every process (``jax.shard_map``): the global batch is sharded, params are replicated and
+gradients are averaged with ``lax.pmean``. Each process reads its own shard of the data.
+
+Robustness: a run is resumed from the latest checkpoint in ``workdir`` (params, optimiser,
+step and data position), so a resumed run reproduces an uninterrupted one bit for bit on CPU.
+SIGINT (Ctrl-C) and SIGTERM save a checkpoint at the next step boundary and exit cleanly; a
+SIGKILL loses only the steps since the last checkpoint (orbax writes each checkpoint to a
+temporary directory and renames it when complete). A non-finite loss stops the run before any
+checkpoint of the diverged state is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import math
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from suppa_jax import config as config_lib
+from suppa_jax import data, drunet, methods, training
+from suppa_jax.metrics import psnr
+from suppa_jax.operators import Blur, Operator, SuperResolution, gaussian_kernel
+
+__all__ = [
+    "build_method",
+    "build_model",
+    "build_operator",
+    "initial_params",
+    "initialize_distributed",
+    "train_and_evaluate",
+]
+
+DATA_AXIS = "data"
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def build_operator(task: ml_collections.ConfigDict) -> Operator:
+    """The forward model of ``config.task``."""
+    if task.kind == "sr":
+        kernel = (
+            "bicubic"
+            if task.kernel == "bicubic"
+            else gaussian_kernel(task.blur_sigma, task.blur_size)
+        )
+        return SuperResolution(task.scale, kernel, a=task.bicubic_a)
+    if task.kind == "deblur":
+        return Blur(gaussian_kernel(task.blur_sigma, task.blur_size))
+    return Blur(np.ones((1, 1)))  # "denoise": the identity
+
+
+def build_model(config: ml_collections.ConfigDict) -> drunet.DRUNet:
+    return drunet.DRUNet(widths=tuple(config.model.widths), num_blocks=config.model.num_blocks)
+
+
+def _method_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The settings of ``config.method``, from ``config.admm`` / ``config.denoiser``."""
+    a = config.admm
+    fixed_point = {"rho": a.rho, "max_iters": a.max_iters, "tol": a.tol, "sigma": a.sigma}
+    return {
+        "suppa": {**fixed_point, "lam": a.lam, "random_states": a.random_states},
+        "unrolled": {"iters": a.unrolled_iters, "rho": a.rho, "sigma": a.sigma},
+        "unrolled_remat": {"iters": a.unrolled_iters, "rho": a.rho, "sigma": a.sigma},
+        "deq": {
+            **fixed_point,
+            "backward_max_iters": a.backward_max_iters,
+            "backward_tol": a.backward_tol,
+            "anderson_memory": a.anderson_memory,
+        },
+        "jfb": {**fixed_point, "anderson_memory": a.anderson_memory},
+        "denoiser": {
+            "sigma_min": config.denoiser.sigma_min,
+            "sigma_max": config.denoiser.sigma_max,
+            "eval_sigma": config.task.noise_sigma,
+        },
+    }[config.method]
+
+
+def build_method(
+    config: ml_collections.ConfigDict, model: drunet.DRUNet, op: Operator
+) -> methods.Method:
+    apply = lambda params, x, sigma: model.apply({"params": params}, x, sigma)  # noqa: E731
+    return methods.make(config.method, apply, op, **_method_settings(config))
+
+
+def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> drunet.Params:
+    """``config.model.init``: a params file (ours or a PyTorch ``.pth``), or random weights."""
+    path = config.model.init
+    if not path:
+        dummy = jnp.zeros((1, 8, 8, model.channels), jnp.float32)
+        key = jax.random.key(config.train.seed)
+        return jax.jit(model.init)(key, dummy, 0.1)["params"]
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config.model.init: no such file {path!r}")
+    if path.endswith((".pth", ".pt")):
+        from suppa_jax.convert import read_state_dict
+
+        params = drunet.params_from_torch(read_state_dict(path))
+    else:
+        params = drunet.load_params(path)[1]
+    found = drunet.model_from_params(params)
+    if found != model:
+        raise ValueError(
+            f"config.model.init: {path} holds a DRUNet with widths {found.widths} and "
+            f"{found.num_blocks} blocks, but config.model asks for widths {model.widths} and "
+            f"{model.num_blocks} blocks"
+        )
+    return params
+
+
+def initialize_distributed(config: ml_collections.ConfigDict) -> None:
+    """``jax.distributed.initialize`` when ``config.parallel.multi_host`` (gloo on CPU)."""
+    parallel = config.parallel
+    if not parallel.multi_host:
+        return
+    if jax.config.jax_platforms in (None, "", "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=parallel.coordinator_address or None,
+        num_processes=parallel.num_processes or None,
+        process_id=parallel.process_id if parallel.process_id >= 0 else None,
+    )
+
+
+# ---------------------------------------------------------------------------------- steps
+
+
+def _sharded_step(
+    method: methods.Method,
+    optimizer: optax.GradientTransformation,
+    op: Operator,
+    task: ml_collections.ConfigDict,
+    mesh: Mesh,
+):
+    """One jitted training step over the mesh: batch sharded on ``"data"``, state replicated."""
+    step = functools.partial(
+        training.train_step,
+        method,
+        optimizer,
+        op,
+        noise_sigma=task.noise_sigma,
+        quantize=task.quantize,
+        axis_name=DATA_AXIS,
+    )
+    sharded = jax.shard_map(
+        step,
+        mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec(DATA_AXIS)),
+        out_specs=(PartitionSpec(), PartitionSpec()),
+    )
+    return jax.jit(sharded, donate_argnums=0)
+
+
+def _global_batch(mesh: Mesh, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """This process's batch as its shard of one global batch array per key."""
+    sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
+
+
+def _local_copy(tree: Any) -> Any:
+    """A replicated global pytree as host NumPy arrays (one addressable copy)."""
+    return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
+@dataclasses.dataclass
+class _Validation:
+    """Validation images and a compiled restoration per image size."""
+
+    method: methods.Method
+    op: Operator
+    task: ml_collections.ConfigDict
+    images: list[tuple[str, dict[str, np.ndarray]]]
+
+    def __post_init__(self) -> None:
+        degrade = functools.partial(
+            data.degrade_batch, noise_sigma=self.task.noise_sigma, quantize=self.task.quantize
+        )
+        self._degrade = jax.jit(lambda batch: degrade(self.op, batch))
+        self._predict = jax.jit(lambda t, y, gt: self.method.predict(t, y, gt))
+
+    def __call__(self, trainable: Any) -> dict[str, float]:
+        values, iterations = [], []
+        for _, batch in self.images:
+            measured = self._degrade(batch)
+            solution = self._predict(trainable, measured["y"], measured["gt"])
+            values.append(float(psnr(solution.x, measured["gt"])[0]))
+            iterations.append(float(solution.iterations[0]))
+        return {"val_psnr": float(np.mean(values)), "val_iterations": float(np.mean(iterations))}
+
+
+def _centre_crop(batch: dict[str, np.ndarray], size: int, scale: int) -> dict[str, np.ndarray]:
+    """Crop ``hr`` to at most ``size × size`` around its centre, keeping multiples of ``scale``."""
+    hr = batch["hr"]
+    height, width = hr.shape[1:3]
+    h = min(height, size) // scale * scale
+    w = min(width, size) // scale * scale
+    top, left = (height - h) // 2, (width - w) // 2
+    return {**batch, "hr": hr[:, top : top + h, left : left + w]}
+
+
+def _validation_images(config, source) -> list[tuple[str, dict[str, np.ndarray]]]:
+    images = list(data.eval_images(source, config.task.scale))
+    if config.data.max_eval_images:
+        images = images[: config.data.max_eval_images]
+    if config.data.eval_crop:
+        images = [
+            (name, _centre_crop(b, config.data.eval_crop, config.task.scale)) for name, b in images
+        ]
+    return images
+
+
+# ---------------------------------------------------------------------------------- logging
+
+
+class _Log:
+    """metrics.jsonl and TensorBoard, written by process 0 only."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.enabled = jax.process_index() == 0
+        if self.enabled:
+            from tensorboardX import SummaryWriter
+
+            self._file = (workdir / "metrics.jsonl").open("a")
+            self._writer = SummaryWriter(str(workdir / "tensorboard"))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self._file.write(json.dumps({"step": step, **values}) + "\n")
+        self._file.flush()
+        for name, value in values.items():
+            self._writer.add_scalar(name, value, step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._file.close()
+            self._writer.close()
+
+
+class _StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks at step boundaries."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopSignal]:
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for sig in handlers:
+            signal.signal(sig, lambda signum, frame: setattr(self, "received", signum))
+        try:
+            yield self
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+def _checkpoint_managers(workdir: Path, keep: int) -> tuple[ocp.CheckpointManager, ...]:
+    latest = ocp.CheckpointManager(
+        workdir / "checkpoints",
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+    )
+    best = ocp.CheckpointManager(
+        workdir / "best",
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, best_fn=lambda m: m["val_psnr"], best_mode="max", create=True
+        ),
+    )
+    return latest, best
+
+
+def _check_finite(step: int, values: dict[str, float], last_saved: int | None) -> None:
+    if not math.isfinite(values["loss"]):
+        where = "none yet" if last_saved is None else f"step {last_saved}"
+        raise FloatingPointError(
+            f"the training loss is {values['loss']} at step {step}: stopping. No checkpoint of "
+            f"the diverged state was written; the last good checkpoint ({where}) is untouched."
+        )
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Train ``config.method`` as configured, resuming from ``workdir`` if it holds a run.
+
+    Returns a summary: the final step, the last training metrics, and the validation PSNR at
+    the start of this run and at its end.
+    """
+    config_lib.validate(config)
+    config_lib.check_batch_divisible(config, jax.device_count())
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+    mesh = Mesh(np.array(jax.devices()), (DATA_AXIS,))
+    op, model = build_operator(config.task), build_model(config)
+    method = build_method(config, model, op)
+    scale = config.task.scale
+    source_args = dict(
+        feature=config.data.feature,
+        data_dir=config.data.data_dir or None,
+        skip_bad_images=config.data.skip_bad_images,
+    )
+    train_source = data.build_source(
+        config.data.source,
+        config.data.train_split,
+        min_size=config.data.patch * scale,
+        **source_args,
+    )
+    validation = _Validation(
+        method,
+        op,
+        config.task,
+        _validation_images(
+            config,
+            data.build_source(
+                config.data.eval_source or config.data.source,
+                config.data.eval_split,
+                **source_args,
+            ),
+        ),
+    )
+
+    examples_per_epoch = len(train_source) * config.data.patches_per_image
+    steps_per_epoch = examples_per_epoch / config.train.batch_size
+    total_steps = math.ceil(config.train.epochs * steps_per_epoch)
+    optimizer = training.make_optimizer(
+        lr=config.train.lr,
+        scalar_lr=config.train.scalar_lr,
+        decay_steps=max(1, round(config.train.decay_epochs * steps_per_epoch)),
+        decay_rate=config.train.decay_rate,
+    )
+    dataset = data.build_train_dataset(
+        train_source,
+        batch_size=config.train.batch_size // jax.process_count(),
+        patch=config.data.patch,
+        scale=scale,
+        augment=config.data.augment,
+        seed=config.data.seed,
+        patches_per_image=config.data.patches_per_image,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        worker_count=config.data.worker_count,
+    )
+    iterator = iter(dataset)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    step_fn = _sharded_step(method, optimizer, op, config.task, mesh)
+    latest, best = _checkpoint_managers(workdir, config.train.keep_checkpoints)
+
+    def fresh_state() -> training.TrainState:
+        state = training.init_state(method, optimizer, initial_params(config, model))
+        return jax.device_put(state, replicated)
+
+    resume_step = latest.latest_step()
+    if resume_step is None:
+        state = fresh_state()
+    else:
+        abstract = jax.eval_shape(
+            lambda: training.init_state(method, optimizer, initial_params(config, model))
+        )
+        abstract = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), abstract
+        )
+        restored = latest.restore(
+            resume_step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract),
+                data=grain.checkpoint.CheckpointRestore(iterator),
+            ),
+        )
+        state = training.TrainState(*restored.state)
+        print(f"Resumed from {workdir / 'checkpoints'} at step {resume_step}.")
+
+    log = _Log(workdir)
+    step = int(_local_copy(state.step))
+    last_saved = resume_step
+    summary: dict[str, Any] = {"start_step": step}
+
+    def save(step: int, state: training.TrainState) -> None:
+        nonlocal last_saved
+        if last_saved == step:
+            return
+        latest.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(iterator),
+            ),
+        )
+        last_saved = step
+
+    def run_validation(step: int, state: training.TrainState) -> dict[str, float]:
+        trainable = _local_copy(state.trainable)
+        values = validation(trainable)
+        log.write(step, values)
+        best.save(
+            step,
+            args=ocp.args.Composite(trainable=ocp.args.StandardSave(trainable)),
+            metrics=values,
+        )
+        return values
+
+    if step == 0:
+        summary["initial"] = run_validation(0, state)
+    pending: list[dict[str, jax.Array]] = []
+    last_values: dict[str, float] = {}
+    stop = _StopSignal()
+    clock = time.perf_counter()
+
+    def flush(step: int) -> None:
+        """Fetch the metrics of the steps since the last flush (one host sync)."""
+        nonlocal clock, last_values
+        if not pending:
+            return
+        fetched = jax.device_get(pending)
+        now = time.perf_counter()
+        values = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+        values["steps_per_second"] = len(fetched) / (now - clock)
+        clock = now
+        pending.clear()
+        _check_finite(step, values, last_saved)
+        log.write(step, values)
+        last_values = values
+
+    bar = tqdm.tqdm(
+        total=total_steps,
+        initial=step,
+        disable=jax.process_index() != 0,
+        desc=f"{config.method} {config.task.kind}×{scale}",
+        dynamic_ncols=True,
+    )
+    try:
+        with stop.installed():
+            while step < total_steps:
+                batch = _global_batch(mesh, next(iterator))
+                state, metrics = step_fn(state, batch)
+                pending.append(metrics)
+                step += 1
+                bar.update(1)
+                epoch_ended = math.floor(step / steps_per_epoch) > math.floor(
+                    (step - 1) / steps_per_epoch
+                )
+                if step % config.train.log_every_steps == 0 or step == total_steps:
+                    flush(step)
+                    bar.set_postfix(_postfix(last_values), refresh=False)
+                if epoch_ended or step == total_steps:
+                    epoch = math.floor(step / steps_per_epoch)
+                    if epoch % config.train.eval_every_epochs == 0 or step == total_steps:
+                        flush(step)
+                        summary["final"] = run_validation(step, state)
+                        save(step, state)
+                if step % config.train.checkpoint_every_steps == 0:
+                    flush(step)
+                    save(step, state)
+                if stop.received is not None:
+                    flush(step)
+                    save(step, state)
+                    print(
+                        f"\nStopped by signal {signal.Signals(stop.received).name} at step "
+                        f"{step}; checkpoint saved. Run the same command to resume."
+                    )
+                    break
+            flush(step)
+            save(step, state)
+    finally:
+        bar.close()
+        latest.wait_until_finished()
+        best.wait_until_finished()
+        log.close()
+    summary.update(step=step, train=last_values, interrupted=stop.received is not None)
+    return summary
+
+
+def _postfix(values: dict[str, float]) -> dict[str, str]:
+    names = ("loss", "psnr", "lam", "sigma", "iterations", "steps_per_second")
+    short = {"steps_per_second": "it/s", "iterations": "iters"}
+    return {short.get(n, n): f"{values[n]:.4g}" for n in names if n in values}
