@@ -177,6 +177,11 @@ def _sharded_step(
         mesh=mesh,
         in_specs=(PartitionSpec(), PartitionSpec(DATA_AXIS)),
         out_specs=(PartitionSpec(), PartitionSpec()),
+        # The solvers build per-sample loop state (masks, counters, reservoirs) with jnp.ones /
+        # jnp.zeros inside the device-local step; with varying-manual-axes checks on, every
+        # such initial value would need a pcast. The step is a plain per-device program whose
+        # only collective is the pmean of gradients and metrics.
+        check_vma=False,
     )
     return jax.jit(sharded, donate_argnums=0)
 
@@ -320,7 +325,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """
     config_lib.validate(config)
     config_lib.check_batch_divisible(config, jax.device_count())
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()  # orbax wants absolute paths
     workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))

@@ -1,0 +1,123 @@
+"""Benchmarks at a tiny size: their files and fields, and the memory curves' shapes.
+
+The memory benchmark runs once (module fixture) for SUPPA and explicit unrolling at K ∈ {1, 2,
+8}; the tests then read what it wrote. Explicit unrolling must grow with K and SUPPA must not.
+"""
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--widths", "4,8,8,8", "--num-blocks", "1", "--batch", "1", "--patch", "16"]
+BYTE_FIELDS = (
+    "argument_bytes",
+    "output_bytes",
+    "temp_bytes",
+    "alias_bytes",
+    "generated_code_bytes",
+    "peak_bytes",
+)
+
+
+def benchmark(name: str) -> ModuleType:
+    """``benchmarks.<name>``, importable however pytest was started (scripts, not a package)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.fixture(scope="module")
+def memory_out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("memory")
+    argv = [*TINY, "--methods", "suppa,unrolled", "--ks", "1,2,8", "--out", str(out)]
+    benchmark("memory").main(argv)
+    return out
+
+
+@pytest.fixture(scope="module")
+def memory_record(memory_out) -> dict:
+    return json.loads((memory_out / "memory.json").read_text())
+
+
+def peaks(record: dict, method: str) -> dict[int, int]:
+    return {r["k"]: r["peak_bytes"] for r in record["results"] if r["method"] == method}
+
+
+def test_memory_writes_table_json_and_plot(memory_out, memory_record, capsys):
+    table = (memory_out / "memory.md").read_text()
+    assert "| `suppa` |" in table
+    assert "| `unrolled` |" in table
+    assert "K=8" in table
+    assert "unavailable on CPU" in table
+    assert (memory_out / "memory.png").read_bytes()[:4] == b"\x89PNG"
+
+    for field in ("setup", "params", "environment", "results", "measured", "wall_seconds"):
+        assert field in memory_record
+    assert memory_record["setup"]["task"] == "sr2"
+    assert memory_record["setup"]["patch"] == 16
+    assert memory_record["environment"]["jax_version"]
+    assert memory_record["environment"]["device_kind"]
+    assert memory_record["measured"] is False  # the suite runs on CPU
+    assert memory_record["params"] > 0
+    assert len(memory_record["results"]) == 6
+    for cell in memory_record["results"]:
+        assert all(isinstance(cell[f], int) and cell[f] >= 0 for f in BYTE_FIELDS)
+        total = cell["argument_bytes"] + cell["output_bytes"] + cell["temp_bytes"]
+        assert cell["peak_bytes"] == total - cell["alias_bytes"]
+        assert cell["alias_bytes"] > 0  # the state is donated
+        assert cell["temp_bytes"] > 0
+
+
+def test_unrolled_memory_grows_with_k(memory_record):
+    unrolled = peaks(memory_record, "unrolled")
+    assert unrolled[1] < unrolled[2] < unrolled[8]
+
+
+def test_suppa_memory_is_flat_in_k(memory_record):
+    suppa = peaks(memory_record, "suppa")
+    assert abs(suppa[8] - suppa[2]) <= 0.05 * suppa[2]
+    assert peaks(memory_record, "unrolled")[8] > suppa[8]
+
+
+def test_markdown_table_uses_gib_for_large_values():
+    memory = benchmark("memory")
+    cells = [{"method": "m", "k": k, "peak_bytes": int(1.5 * 2**30) + k * 2**20} for k in (2, 4)]
+    table = memory.markdown_table(cells)
+    assert "| `m` | 1.50 | 1.50 | 0.1% | 1.0 |" in table
+    assert "GiB" in table
+
+
+def test_step_time_reports_medians_and_iterations(tmp_path):
+    argv = [*TINY, "--methods", "suppa,unrolled", "--max-iters", "3", "--unrolled-iters", "2"]
+    record = benchmark("step_time").main([*argv, "--repeats", "3", "--out", str(tmp_path)])
+    assert (tmp_path / "step_time.md").read_text().count("| `") == 2
+    saved = json.loads((tmp_path / "step_time.json").read_text())
+    assert saved["results"] == json.loads(json.dumps(record["results"]))
+    by_method = {r["method"]: r for r in saved["results"]}
+    assert by_method["unrolled"]["forward_iterations"] == 2
+    assert 1 <= by_method["suppa"]["forward_iterations"] <= 3
+    for r in saved["results"]:
+        assert len(r["samples_seconds"]) == 3
+        assert 0 < r["min_seconds"] <= r["q25_seconds"] <= r["median_seconds"] <= r["q75_seconds"]
+        assert r["first_call_seconds"] >= r["median_seconds"]
+
+
+def test_presets_and_overrides():
+    memory = benchmark("memory")
+    small = memory.setup_from(memory.parser().parse_args(["--small", "--batch", "2"]))
+    assert (small.widths, small.num_blocks, small.batch, small.patch) == (
+        (16, 32, 64, 128),
+        1,
+        2,
+        48,
+    )
+    paper = memory.setup_from(memory.parser().parse_args(["--task", "sr4"]))
+    assert paper == memory.Setup(task="sr4")
+    assert paper.batch_shapes() == {"y": (16, 24, 24, 3), "gt": (16, 96, 96, 3)}
+    with pytest.raises(SystemExit):  # the denoiser pre-training has no K
+        memory.parser().parse_args(["--methods", "suppa,denoiser"])
