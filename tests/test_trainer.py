@@ -1,0 +1,309 @@
+"""The training program: resume reproducibility, NaN stop, signals, multi-device, multi-process.
+
+Every run uses a tiny DRUNet on the bundled sample images (HR patches 16×16, batch 4) so that
+compilation, not training, dominates; runs that must be separate processes use ``train.py``.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from suppa_jax import config as config_lib
+from suppa_jax import drunet, trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def init_file(tmp_path_factory) -> str:
+    """A tiny random DRUNet, shrunk so that the ADMM iteration stays bounded."""
+    model = drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
+    params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32), 0.1)
+    params = jax.tree.map(lambda p: 0.3 * p, params["params"])
+    path = tmp_path_factory.mktemp("weights") / "tiny.msgpack"
+    drunet.save_params(path, params)
+    return str(path)
+
+
+def tiny_overrides(init_file: str, **changes) -> dict:
+    """13 training images, batch 4: 3.25 steps per epoch; epochs=2 → 7 steps."""
+    return {
+        "model.widths": (8, 8, 8, 8),
+        "model.num_blocks": 1,
+        "model.init": init_file,
+        "data.patch": 8,
+        "data.patches_per_image": 1,
+        "data.max_eval_images": 1,
+        "data.eval_crop": 32,
+        "train.batch_size": 4,
+        "train.epochs": 2,
+        "train.log_every_steps": 1,
+        "train.checkpoint_every_steps": 2,
+        "train.keep_checkpoints": 10,
+        "admm.max_iters": 3,
+        **changes,
+    }
+
+
+def tiny_config(init_file: str, **changes):
+    return config_lib.apply_overrides(
+        config_lib.experiment("sr", scale=2, cpu=True), tiny_overrides(init_file, **changes)
+    )
+
+
+def saved_state(workdir: Path, step: int):
+    """The TrainState saved at ``step``, on this process's first device (whatever the topology
+    of the run that saved it)."""
+    path = workdir.resolve() / "checkpoints" / str(step) / "state"
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        checkpointer.metadata(path).item_metadata.tree,
+    )
+    return checkpointer.restore(path, target)
+
+
+def assert_trees_equal(a, b) -> None:
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resumed_run_is_bitwise_the_uninterrupted_one(init_file, tmp_path):
+    straight = trainer.train_and_evaluate(tiny_config(init_file), tmp_path / "straight")
+    assert straight["step"] == 7
+    first = trainer.train_and_evaluate(
+        tiny_config(init_file, **{"train.epochs": 1}), tmp_path / "b"
+    )
+    assert first["step"] == 4
+    resumed = trainer.train_and_evaluate(tiny_config(init_file), tmp_path / "b")
+    assert resumed["start_step"] == 4
+    assert resumed["step"] == 7
+    a, b = saved_state(tmp_path / "straight", 7), saved_state(tmp_path / "b", 7)
+    assert_trees_equal(a, b)
+    # Training changed the weights, and the logs hold every step and the validations.
+    initial = drunet.load_params(init_file)[1]
+    assert not np.allclose(a["trainable"]["denoiser"]["head"]["kernel"], initial["head"]["kernel"])
+    records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").open()]
+    assert {r["step"] for r in records if "loss" in r} == set(range(1, 8))
+    assert next(r["step"] for r in records if "val_psnr" in r) == 0
+    assert list((tmp_path / "b" / "best").iterdir())
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path):
+    trainer.train_and_evaluate(tiny_config(init_file, **{"train.epochs": 1}), tmp_path)
+    good = saved_state(tmp_path, 4)
+    diverging = tiny_config(init_file, **{"train.lr": 1e30, "train.scalar_lr": 1e30})
+    with pytest.raises(FloatingPointError, match="last good checkpoint \\(step 4\\) is untouched"):
+        trainer.train_and_evaluate(diverging, tmp_path)
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps[-1] == 4
+    assert_trees_equal(saved_state(tmp_path, 4), good)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(good["trainable"]))
+
+
+def test_bad_init_file_is_named(init_file, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"config\.model\.init: no such file"):
+        trainer.train_and_evaluate(tiny_config(str(tmp_path / "missing.msgpack")), tmp_path)
+    with pytest.raises(ValueError, match=r"config\.model asks for widths \(16, 8, 8, 8\)"):
+        trainer.train_and_evaluate(
+            tiny_config(init_file, **{"model.widths": (16, 8, 8, 8)}), tmp_path
+        )
+
+
+# ---------------------------------------------------------------------------------- processes
+
+
+def write_config(path: Path, init_file: str, **changes) -> Path:
+    """A config file for ``train.py`` with the tiny overrides."""
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            from suppa_jax.config import apply_overrides, experiment
+
+            def get_config():
+                config = experiment("sr", scale=2, cpu=True)
+                return apply_overrides(config, {tiny_overrides(init_file, **changes)!r})
+            """
+        )
+    )
+    return path
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    env.pop("XLA_FLAGS", None)
+    return {**env, **extra}
+
+
+def start_training(
+    config: Path, workdir: Path, *flags: str, log: Path | None = None
+) -> subprocess.Popen:
+    """``train.py`` in a subprocess; output to a pipe, or to ``log`` (processes that must not
+    block on a full pipe while their peers wait for them)."""
+    return subprocess.Popen(
+        [sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}", *flags],
+        cwd=ROOT,
+        env=environment(),
+        stdout=subprocess.PIPE if log is None else log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.2)
+
+
+def test_sigkill_then_sigterm_then_resume(init_file, tmp_path):
+    """SIGKILL loses only the steps since the last checkpoint; SIGTERM saves and exits 0."""
+    config = write_config(tmp_path / "tiny.py", init_file, **{"train.epochs": 12})
+    workdir = tmp_path / "run"
+    process = start_training(config, workdir)
+    wait_for(workdir / "checkpoints" / "2", process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process = start_training(config, workdir)
+    wait_for(workdir / "checkpoints" / "6", process)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    assert "Resumed from" in output
+    assert "Stopped by signal SIGTERM" in output
+    stopped_at = int(output.split("Stopped by signal SIGTERM at step ")[1].split(";")[0])
+    assert (workdir / "checkpoints" / str(stopped_at)).is_dir()
+    finished = subprocess.run(
+        [sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}"],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert f"at step {stopped_at}" in finished.stdout
+    assert "train.py: step 39;" in finished.stdout  # ceil(12 · 13 / 4)
+
+
+def test_bad_config_value_is_a_one_line_error(tmp_path, init_file):
+    config = write_config(tmp_path / "tiny.py", init_file)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            f"--config={config}",
+            f"--workdir={tmp_path / 'w'}",
+            "--config.train.lr=-1e-5",
+        ],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "config.train.lr must be > 0, got -1e-05" in result.stderr
+
+
+# ---------------------------------------------------------------------------------- parallel
+
+SHARDED_STEP_SCRIPT = """
+import jax, numpy as np
+from jax.sharding import Mesh
+from suppa_jax import config as config_lib, data, trainer, training
+
+config = config_lib.apply_overrides(config_lib.experiment("sr", scale=2, cpu=True), OVERRIDES)
+op, model = trainer.build_operator(config.task), trainer.build_model(config)
+method = trainer.build_method(config, model, op)
+optimizer = training.make_optimizer(lr=1e-3, scalar_lr=0.1)
+params = jax.device_get(trainer.initial_params(config, model))  # host copy: the step donates
+batch = next(iter(data.build_train_dataset(
+    data.build_source("samples", "train", min_size=16), batch_size=8, patch=8, scale=2, seed=3)))
+results = {}
+for devices in (jax.devices()[:1], jax.devices()):
+    mesh = Mesh(np.array(devices), ("data",))
+    state = training.init_state(method, optimizer, params)
+    step = trainer._sharded_step(method, optimizer, op, config.task, mesh)
+    state, metrics = step(state, trainer._global_batch(mesh, batch))
+    results[len(devices)] = (jax.device_get(state.trainable), jax.device_get(metrics))
+(p1, m1), (p4, m4) = results[1], results[4]
+assert jax.device_count() == 4
+worst = max(
+    float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-30))
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4))
+)
+print("loss", float(m1["loss"]), float(m4["loss"]), "worst", worst)
+np.testing.assert_allclose(m4["loss"], m1["loss"], rtol=1e-5)
+assert worst <= 1e-5, worst
+"""
+
+
+@pytest.mark.parametrize("method", ["suppa", "deq"])
+def test_four_devices_match_one(init_file, method):
+    script = SHARDED_STEP_SCRIPT.replace(
+        "OVERRIDES", repr(tiny_overrides(init_file, method=method))
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "worst" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one(init_file, tmp_path):
+    """Two processes on loopback (jax.distributed, gloo) train two steps like one process."""
+    config = write_config(tmp_path / "tiny.py", init_file, **{"train.epochs": 1})
+    single = subprocess.run(
+        [sys.executable, "train.py", f"--config={config}", f"--workdir={tmp_path / 'one'}"],
+        cwd=ROOT,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stdout + single.stderr
+    port = free_port()
+    workers = [
+        start_training(
+            config,
+            tmp_path / "two",
+            "--config.parallel.multi_host=True",
+            f"--config.parallel.coordinator_address=127.0.0.1:{port}",
+            "--config.parallel.num_processes=2",
+            f"--config.parallel.process_id={index}",
+            log=tmp_path / f"process_{index}.log",
+        )
+        for index in range(2)
+    ]
+    for index, worker in enumerate(workers):
+        worker.wait(timeout=300)
+        assert worker.returncode == 0, (tmp_path / f"process_{index}.log").read_text()
+    one, two = saved_state(tmp_path / "one", 4), saved_state(tmp_path / "two", 4)
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
