@@ -3,18 +3,22 @@
 Usage::
 
     python -m suppa_jax.convert drunet_color.pth drunet_color.msgpack
+    python -m suppa_jax.convert runs/denoiser denoiser.msgpack     # a train.py workdir
+
 
 The input is read with ``torch.load(..., map_location="cpu", weights_only=True)``; it may be a
 bare state dict or one nested under a ``state_dict`` or ``params`` key. The architecture
 (widths, blocks, channels) is inferred from the tensor shapes, and the output is the
 self-describing msgpack file of :func:`suppa_jax.drunet.save_params`, read back with
-:func:`suppa_jax.drunet.load_params`. Errors name the file or key and exit with status 2.
+:func:`suppa_jax.drunet.load_params`. A ``train.py`` workdir as input exports the denoiser of
+its best validation checkpoint. Errors name the file or key and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from suppa_jax.drunet import count_params, model_from_params, params_from_torch, save_params
@@ -52,21 +56,34 @@ def read_state_dict(path: str) -> Mapping[str, Any]:
     return obj
 
 
+def _best_denoiser(workdir: str) -> Mapping[str, Any]:
+    from suppa_jax.trainer import best_trainable  # heavy imports only for this path
+
+    try:
+        return best_trainable(workdir)[1]["denoiser"]
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns 0, or exits with status 2 and a one-line error."""
     parser = argparse.ArgumentParser(
         prog="python -m suppa_jax.convert",
         description="Convert a PyTorch DRUNet state dict (.pth) to a suppa_jax params file.",
     )
-    parser.add_argument("input", help="PyTorch state dict, e.g. drunet_color.pth")
+    parser.add_argument(
+        "input", help="PyTorch state dict (e.g. drunet_color.pth) or a train.py workdir"
+    )
     parser.add_argument("output", help="params file to write, e.g. drunet_color.msgpack")
     args = parser.parse_args(argv)
     try:
-        state_dict = read_state_dict(args.input)
-        try:
-            params = params_from_torch(state_dict)
-        except ValueError as err:
-            raise ValueError(f"{args.input}: {err}") from err
+        if Path(args.input).is_dir():
+            params = _best_denoiser(args.input)
+        else:
+            try:
+                params = params_from_torch(read_state_dict(args.input))
+            except ValueError as err:
+                raise ValueError(f"{args.input}: {err}") from err
         try:
             save_params(args.output, params)
         except OSError as err:

@@ -51,6 +51,7 @@ from suppa_jax.metrics import psnr
 from suppa_jax.operators import Blur, Operator, SuperResolution, gaussian_kernel
 
 __all__ = [
+    "best_trainable",
     "build_method",
     "build_model",
     "build_operator",
@@ -507,6 +508,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         log.close()
     summary.update(step=step, train=last_values, interrupted=stop.received is not None)
     return summary
+
+
+def best_trainable(workdir: str | Path) -> tuple[int, dict[str, Any]]:
+    """The step and trainables (denoiser params and learned scalars) of a run's best validation.
+
+    Read onto this process's first device, whatever the topology of the run that saved them.
+    """
+    directory = Path(workdir).resolve() / "best"
+    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
+    if not steps:
+        raise FileNotFoundError(f"{workdir}: no best/ checkpoint (is it a train.py workdir?)")
+    path = directory / str(steps[-1]) / "trainable"
+    checkpointer = ocp.StandardCheckpointer()
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        checkpointer.metadata(path).item_metadata.tree,
+    )
+    return steps[-1], checkpointer.restore(path, target)
 
 
 def _postfix(values: dict[str, float]) -> dict[str, str]:

@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from suppa_jax import config as config_lib
-from suppa_jax import drunet, trainer
+from suppa_jax import convert, drunet, trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,12 @@ def test_resumed_run_is_bitwise_the_uninterrupted_one(init_file, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").open()]
     assert {r["step"] for r in records if "loss" in r} == set(range(1, 8))
     assert next(r["step"] for r in records if "val_psnr" in r) == 0
-    assert list((tmp_path / "b" / "best").iterdir())
+    # The best validation's denoiser exports to a params file (python -m suppa_jax.convert).
+    assert convert.main([str(tmp_path / "b"), str(tmp_path / "best.msgpack")]) == 0
+    model, exported = drunet.load_params(tmp_path / "best.msgpack")
+    assert model == drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
+    _, best = trainer.best_trainable(tmp_path / "b")
+    assert_trees_equal(exported, best["denoiser"])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path):
