@@ -376,20 +376,51 @@ def _equilibrium_bwd(apply, max_iters, tol, residuals, cotangent):
 _equilibrium.defvjp(_equilibrium_fwd, _equilibrium_bwd)
 
 
-def _fixed_point_init(denoiser: Params, rho: float, sigma: float) -> Trainable:
-    return {"denoiser": denoiser, "rho": _scalar(rho), "sigma": _scalar(sigma)}
+def _fixed_point_method(
+    name: str,
+    apply: DenoiserApply,
+    op: Operator,
+    head: Callable[[Trainable, tuple, admm.State], Array],
+    *,
+    rho: float,
+    sigma: float,
+    max_iters: int,
+    tol: float,
+    anderson_memory: int,
+) -> Method:
+    """DEQ and JFB: a detached forward fixed point ``s*``, then ``loss = mse(head(s*), gt)``.
 
+    ``head(trainable, (op, y), s*)`` is the differentiable part that maps the fixed point to the
+    estimate. Learned: the denoiser, a shared ``rho`` and ``sigma``; ``predict`` is ADMM to
+    convergence with them.
+    """
 
-def _fixed_point_predictor(
-    apply: DenoiserApply, op: Operator, max_iters: int, tol: float
-) -> Callable[..., admm.Solution]:
+    def init(denoiser: Params) -> Trainable:
+        return {"denoiser": denoiser, "rho": _scalar(rho), "sigma": _scalar(sigma)}
+
+    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
+        del key  # deterministic
+        y, gt = batch["y"], batch["gt"]
+        context = (_prepared(op, y), y)
+        frozen = jax.lax.stop_gradient(trainable)
+        fixed, iterations = _fixed_point(
+            lambda s: _admm_map(apply, frozen, context, s),
+            admm.init(context[0], y),
+            max_iters,
+            tol,
+            anderson_memory,
+        )
+        estimate = head(trainable, context, fixed)
+        value = _mse(estimate, gt)
+        return value, _metrics(value, estimate, gt, iterations, trainable)
+
     def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
         solve = _solve(
             apply, op, trainable["denoiser"], trainable["rho"], trainable["sigma"], max_iters, tol
         )
         return solve(y, reference)
 
-    return predict
+    return Method(name, init, loss, predict)
 
 
 def deq(
@@ -414,25 +445,20 @@ def deq(
     Memory: one step's residuals. Learned: the denoiser, a shared ``rho`` and ``sigma``.
     """
 
-    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
-        del key
-        y, gt = batch["y"], batch["gt"]
-        A = _prepared(op, y)
-        frozen = jax.lax.stop_gradient(trainable)
-        fixed, iterations = _fixed_point(
-            lambda s: _admm_map(apply, frozen, (A, y), s),
-            admm.init(A, y),
-            max_iters,
-            tol,
-            anderson_memory,
-        )
-        state = _equilibrium(apply, backward_max_iters, backward_tol, trainable, (A, y), fixed)
-        value = _mse(state.x, gt)
-        return value, _metrics(value, state.x, gt, iterations, trainable)
+    def head(trainable: Trainable, context: tuple, fixed: admm.State) -> Array:
+        return _equilibrium(apply, backward_max_iters, backward_tol, trainable, context, fixed).x
 
-    predict = _fixed_point_predictor(apply, op, max_iters, tol)
-
-    return Method("deq", lambda params: _fixed_point_init(params, rho, sigma), loss, predict)
+    return _fixed_point_method(
+        "deq",
+        apply,
+        op,
+        head,
+        rho=rho,
+        sigma=sigma,
+        max_iters=max_iters,
+        tol=tol,
+        anderson_memory=anderson_memory,
+    )
 
 
 def jfb(
@@ -452,25 +478,20 @@ def jfb(
     denoiser, a shared ``rho`` and ``sigma``.
     """
 
-    def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
-        del key
-        y, gt = batch["y"], batch["gt"]
-        A = _prepared(op, y)
-        frozen = jax.lax.stop_gradient(trainable)
-        fixed, iterations = _fixed_point(
-            lambda s: _admm_map(apply, frozen, (A, y), s),
-            admm.init(A, y),
-            max_iters,
-            tol,
-            anderson_memory,
-        )
-        estimate = _admm_map(apply, trainable, (A, y), fixed).x
-        value = _mse(estimate, gt)
-        return value, _metrics(value, estimate, gt, iterations, trainable)
+    def head(trainable: Trainable, context: tuple, fixed: admm.State) -> Array:
+        return _admm_map(apply, trainable, context, fixed).x
 
-    predict = _fixed_point_predictor(apply, op, max_iters, tol)
-
-    return Method("jfb", lambda params: _fixed_point_init(params, rho, sigma), loss, predict)
+    return _fixed_point_method(
+        "jfb",
+        apply,
+        op,
+        head,
+        rho=rho,
+        sigma=sigma,
+        max_iters=max_iters,
+        tol=tol,
+        anderson_memory=anderson_memory,
+    )
 
 
 # ---------------------------------------------------------------------------------- pre-training
