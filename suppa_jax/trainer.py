@@ -366,6 +366,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     optimizer = training.make_optimizer(
         lr=config.train.lr,
         scalar_lr=config.train.scalar_lr,
+        admm_lr=config.train.admm_lr,
         decay_steps=max(1, round(config.train.decay_epochs * steps_per_epoch)),
         decay_rate=config.train.decay_rate,
     )

@@ -1,8 +1,8 @@
 """One training step for any method: loss, gradient, optax update, as a pure function.
 
-The optimiser is Adam in two groups (DESIGN §6): the denoiser's weights, and the method's
-learned scalars (SUPPA's ``λ`` and ``σ``, the rivals' ``ρ``/``σ``), each with its own learning
-rate and the same step decay (×``decay_rate`` every ``decay_steps`` optimiser steps).
+The optimiser is Adam in groups (DESIGN §6): the denoiser's weights, SUPPA's ``λ``, and the
+learned ADMM scalars (``σ``, and the rivals' ``ρ``), each with its own learning rate and the
+same step decay (×``decay_rate`` every ``decay_steps`` optimiser steps).
 """
 
 from typing import Any, NamedTuple
@@ -37,26 +37,39 @@ class TrainState(NamedTuple):
 
 
 def parameter_groups(trainable: Trainable) -> dict[str, str]:
-    """``"network"`` for the denoiser's subtree, ``"scalars"`` for every learned scalar."""
-    return {name: "network" if name == "denoiser" else "scalars" for name in trainable}
+    """Optimiser group of each top-level entry: ``"network"`` (the denoiser's subtree),
+    ``"lam"`` (SUPPA's λ), ``"admm"`` (the learned ADMM scalars ρ and σ)."""
+    groups = {"denoiser": "network", "lam": "lam"}
+    return {name: groups.get(name, "admm") for name in trainable}
 
 
 def make_optimizer(
     *,
     lr: float,
     scalar_lr: float,
+    admm_lr: float | None = None,
     decay_steps: int | None = None,
     decay_rate: float = 0.1,
 ) -> optax.GradientTransformation:
-    """Adam with one learning rate for the network and one for the scalars, step-decayed."""
+    """Adam in three groups, all step-decayed alike (×``decay_rate`` every ``decay_steps``).
+
+    ``lr``: the network. ``scalar_lr``: λ (the paper's 0.1). ``admm_lr``: the learned ρ and σ
+    (``None``: ``scalar_lr``). A rate of 0.1 lets Adam move σ ≈ 0.1 by up to 0.1 per step; the
+    configs therefore learn ρ and σ at the network's rate.
+    """
 
     def schedule(rate: float) -> optax.Schedule:
         if decay_steps is None:
             return optax.constant_schedule(rate)
         return optax.exponential_decay(rate, decay_steps, decay_rate, staircase=True)
 
+    admm_lr = scalar_lr if admm_lr is None else admm_lr
     return optax.multi_transform(
-        {"network": optax.adam(schedule(lr)), "scalars": optax.adam(schedule(scalar_lr))},
+        {
+            "network": optax.adam(schedule(lr)),
+            "lam": optax.adam(schedule(scalar_lr)),
+            "admm": optax.adam(schedule(admm_lr)),
+        },
         parameter_groups,
     )
 

@@ -175,6 +175,7 @@ INVALID = [
     ({"train.lr": 0.0}, "sr_x2.py", r"config\.train\.lr must be > 0"),
     ({"train.lr": math.nan}, "sr_x2.py", r"config\.train\.lr must be finite, got nan"),
     ({"train.scalar_lr": 0.0}, "sr_x2.py", r"config\.train\.scalar_lr must be > 0"),
+    ({"train.admm_lr": -1.0}, "sr_x2.py", r"config\.train\.admm_lr must be > 0"),
     ({"train.epochs": 0}, "sr_x2.py", r"config\.train\.epochs must be >= 1, got 0"),
     ({"train.batch_size": -16}, "sr_x2.py", r"config\.train\.batch_size must be >= 1"),
     ({"train.decay_epochs": 0}, "sr_x2.py", r"config\.train\.decay_epochs must be >= 1"),

@@ -20,7 +20,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from suppa_jax import config as config_lib
-from suppa_jax import convert, drunet, trainer
+from suppa_jax import convert, drunet, trainer, training
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,6 +116,17 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path
     assert steps[-1] == 4
     assert_trees_equal(saved_state(tmp_path, 4), good)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(good["trainable"]))
+
+
+def test_optimizer_groups_have_their_own_rates():
+    """Adam's first step moves each parameter by its group's rate: network, λ, ADMM scalars."""
+    trainable = {"denoiser": {"w": np.ones(3)}, "lam": np.float32(1.0), "sigma": np.float32(0.1)}
+    optimizer = training.make_optimizer(lr=1e-3, scalar_lr=0.1, admm_lr=1e-4)
+    grads = jax.tree.map(lambda v: np.ones_like(v) * 0.37, trainable)
+    updates, _ = optimizer.update(grads, optimizer.init(trainable), trainable)
+    np.testing.assert_allclose(updates["denoiser"]["w"], -1e-3, rtol=1e-4)
+    np.testing.assert_allclose(updates["lam"], -0.1, rtol=1e-4)
+    np.testing.assert_allclose(updates["sigma"], -1e-4, rtol=1e-4)
 
 
 def test_bad_init_file_is_named(init_file, tmp_path):
