@@ -25,7 +25,15 @@ work are not counted (they are a few % of the FLOPs). The forward count is cross
 XLA's cost analysis (in the JSON).
 
 Threads: PyTorch ``torch.set_num_threads(os.cpu_count())``; JAX/XLA its default (one intra-op
-thread pool over all cores). Environment knobs that change speed (``XLA_FLAGS``,
+thread pool over all cores).
+
+On a GPU (JAX's default backend is ``gpu`` and PyTorch sees CUDA) both frameworks run there with
+their default settings (cuDNN convolutions in both, TF32 where each allows it by default), every
+PyTorch call ends with ``torch.cuda.synchronize()`` and every JAX call with
+``block_until_ready``; the sizes grow to the paper's training batch (:data:`ACCELERATOR_SIZES`).
+The matmul peak is then that of the GPU (JAX and PyTorch; NumPy is left out).
+
+Environment knobs that change speed (``XLA_FLAGS``,
 ``OMP_NUM_THREADS``, ``OPENBLAS_CORETYPE``, ...) are recorded in the JSON; none is set here.
 
 Outputs, in ``--out`` (default ``results/speed``): ``speed.md`` (the table, also printed) and
@@ -100,6 +108,11 @@ SIZES = {
     "small": Size("small", (16, 32, 64, 128), 1, 16, 48, 16, 48, 256, 50, 7, "channels_last"),
     "paper": Size("paper", (64, 128, 256, 512), 4, 16, 48, 2, 48, 256, 10, 3, "contiguous"),
 }
+ACCELERATOR_SIZES = {
+    "small": dataclasses.replace(SIZES["small"], repeats=20, torch_memory_format="contiguous"),
+    "paper": dataclasses.replace(SIZES["paper"], train_batch=16, restore_iters=50, repeats=10),
+}
+"""On a GPU: the paper's training batch (16) and 50 restoration iterations, more repeats."""
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
@@ -140,6 +153,24 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def torch_device() -> torch.device:
+    """CUDA when JAX runs on a GPU too (and PyTorch sees one), else the CPU."""
+    on_gpu = jax.default_backend() == "gpu" and torch.cuda.is_available()
+    return torch.device("cuda" if on_gpu else "cpu")
+
+
+def synchronised(fn: Callable[[], Any], device: torch.device) -> Callable[[], Any]:
+    """``fn`` followed by waiting for the device's queued kernels (CUDA runs asynchronously)."""
+    if device.type != "cuda":
+        return fn
+
+    def call() -> None:
+        fn()
+        torch.cuda.synchronize(device)
+
+    return call
+
+
 def time_pair(
     jax_fn: Callable[[], Any], torch_fn: Callable[[], Any], repeats: int
 ) -> dict[str, Any]:
@@ -157,18 +188,23 @@ def time_pair(
     }
 
 
-def matmul_peak(n: int = 4096, repeats: int = 5) -> dict[str, float]:
-    """Best float32 GFLOP/s of an ``n × n`` matmul in NumPy, JAX and PyTorch (min over repeats)."""
+def matmul_peak(device: torch.device, n: int = 4096, repeats: int = 5) -> dict[str, float]:
+    """Best float32 GFLOP/s of an ``n × n`` matmul in NumPy (CPU only), JAX and PyTorch.
+
+    Each framework at its default precision (on a GPU, JAX's default lets XLA use TF32).
+    """
     rng = np.random.default_rng(0)
     a, b = (rng.random((n, n), dtype=np.float32) for _ in range(2))
     aj, bj = jnp.asarray(a), jnp.asarray(b)
-    at, bt = torch.from_numpy(a), torch.from_numpy(b)
+    at, bt = torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)
     dot = jax.jit(jnp.dot)
     fns = {
         "numpy": lambda: a @ b,
         "jax": lambda: dot(aj, bj).block_until_ready(),
-        "torch": lambda: at @ bt,
+        "torch": synchronised(lambda: at @ bt, device),
     }
+    if device.type != "cpu":
+        del fns["numpy"]
     peaks = {}
     for name, fn in fns.items():
         fn()
@@ -195,13 +231,20 @@ class Workload:
 class Nets:
     """The same random-init DRUNet in both frameworks (PyTorch's init, tail damped)."""
 
-    def __init__(self, size: Size, memory_format: torch.memory_format, seed: int = 0) -> None:
+    def __init__(
+        self,
+        size: Size,
+        memory_format: torch.memory_format,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
         torch.manual_seed(seed)
+        self.device = device
         self.torch_net = ref.TorchDRUNet(size.widths, size.num_blocks)
         with torch.no_grad():
             self.torch_net.m_tail.weight.mul_(TAIL_DAMPING)
         self.state_dict = {k: v.clone() for k, v in self.torch_net.state_dict().items()}
-        self.torch_net = self.torch_net.to(memory_format=memory_format)
+        self.torch_net = self.torch_net.to(device, memory_format=memory_format)
         self.memory_format = memory_format
         self.model = drunet.DRUNet(size.widths, size.num_blocks)
         self.params = drunet.params_from_torch(self.state_dict)
@@ -213,11 +256,11 @@ class Nets:
         """A new PyTorch DRUNet with the initial weights (training steps change them)."""
         net = ref.TorchDRUNet(self.model.widths, self.model.num_blocks)
         net.load_state_dict(self.state_dict)
-        return net.to(memory_format=self.memory_format)
+        return net.to(self.device, memory_format=self.memory_format)
 
     def to_torch(self, x: Any) -> torch.Tensor:
-        """NHWC array → NCHW tensor in the chosen memory format."""
-        t = torch.from_numpy(np.array(x).transpose(0, 3, 1, 2))
+        """NHWC array → NCHW tensor on the device, in the chosen memory format."""
+        t = torch.from_numpy(np.array(x).transpose(0, 3, 1, 2)).to(self.device)
         return t.contiguous(memory_format=self.memory_format)
 
 
@@ -305,9 +348,9 @@ def suppa_workload(size: Size, nets: Nets, k: int) -> Workload:
         holder["state"], metrics = step(holder["state"], batch, key)
         holder["metrics"] = jax.block_until_ready(metrics)
 
-    model = ref.Suppa(nets.fresh_torch())
+    model = ref.Suppa(nets.fresh_torch()).to(nets.device)
     torch_opt = ref.make_optimizer(model, lr=1e-4, scalar_lr=0.1)
-    t_op = ref.FourierOperator(np.asarray(op.kernel), op.scale, gt.shape[1:3])
+    t_op = ref.FourierOperator(np.asarray(op.kernel), op.scale, gt.shape[1:3], nets.device)
     y_t, gt_t = nets.to_torch(y), nets.to_torch(gt)
     torch_loss: dict[str, float] = {}
 
@@ -337,7 +380,7 @@ def restore_workload(size: Size, nets: Nets) -> Workload:
         solution = solve(denoise, op, yj, rho=rho, sigma=SIGMA, max_iters=iters, tol=0.0)
         jax.block_until_ready(solution.x)
 
-    t_op = ref.FourierOperator(np.asarray(op.kernel), op.scale, gt.shape[1:3])
+    t_op = ref.FourierOperator(np.asarray(op.kernel), op.scale, gt.shape[1:3], nets.device)
     y_t, net = nets.to_torch(y), nets.torch_net
 
     def torch_restore() -> None:
@@ -361,9 +404,11 @@ def workloads(size: Size, nets: Nets, ks: Sequence[int]) -> list[Workload]:
 # ---------------------------------------------------------------------------------- reporting
 
 
-def environment() -> dict[str, Any]:
+def environment(device: torch.device) -> dict[str, Any]:
     """Machine, versions, threads and the environment variables that change speed."""
     return {
+        "torch_device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "jax_version": jax.__version__,
@@ -430,12 +475,13 @@ def report(record: dict[str, Any]) -> str:
         f"JAX (jax {env['jax_version']}"
         + (f", XLA_FLAGS={flags}" if flags else "")
         + f") vs PyTorch ({env['torch_version']}, {env['torch_threads']} threads) on "
-        f"{env['cpu_count']} CPU cores; {sizes}. Times per call after a warm-up call, the two "
+        + (env["gpu"] if env.get("gpu") else f"{env['cpu_count']} CPU cores")
+        + f"; {sizes}. Times per call after a warm-up call, the two "
         "frameworks alternating; ratio < 1: JAX is faster."
     )
+    each = ", ".join(f"{k} {v:.0f}" for k, v in peak.items() if k != "best")
     peak_line = (
-        f"Measured float32 matmul peak (4096²): {peak['best']:.0f} GFLOP/s (NumPy "
-        f"{peak['numpy']:.0f}, JAX {peak['jax']:.0f}, PyTorch {peak['torch']:.0f}). GFLOP/s from "
+        f"Measured float32 matmul peak (4096²): {peak['best']:.0f} GFLOP/s ({each}). GFLOP/s from "
         "the median time and the analytic count of DRUNet's convolution FLOPs (FFT and "
         "elementwise work not counted). Load average during the run: "
         f"{record['load_average']['start'][0]:.2f} at start, "
@@ -445,7 +491,11 @@ def report(record: dict[str, Any]) -> str:
 
 
 def run_size(
-    size: Size, ks: Sequence[int], memory_format: str, repeats: int | None
+    size: Size,
+    ks: Sequence[int],
+    memory_format: str,
+    repeats: int | None,
+    device: torch.device,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Time every workload of one size; returns the rows and the size's description.
 
@@ -453,11 +503,11 @@ def run_size(
     """
     if memory_format == "auto":
         memory_format = size.torch_memory_format
-    nets = Nets(size, MEMORY_FORMATS[memory_format])
+    nets = Nets(size, MEMORY_FORMATS[memory_format], device)
     repeats = repeats or size.repeats
     rows = []
     for w in workloads(size, nets, ks):
-        timing = time_pair(w.jax_fn, w.torch_fn, repeats)
+        timing = time_pair(w.jax_fn, synchronised(w.torch_fn, device), repeats)
         extra = {k: (v() if callable(v) else v) for k, v in w.extra.items()}
         row = {"size": size.name, "name": w.name, "work": w.work, "flops": w.flops}
         rows.append({**row, **timing, **extra})
@@ -488,16 +538,18 @@ def run(
     """Run the benchmark; write ``speed.{md,json}`` to ``out``; return the record."""
     start = time.perf_counter()
     torch.set_num_threads(os.cpu_count())
+    device = torch_device()
+    presets = SIZES if device.type == "cpu" else ACCELERATOR_SIZES
     load_start = os.getloadavg()
-    peak = matmul_peak()
+    peak = matmul_peak(device)
     results, infos = [], []
     for name in sizes:
-        rows, info = run_size(SIZES[name], ks, memory_format, repeats)
+        rows, info = run_size(presets[name], ks, memory_format, repeats, device)
         results += rows
         infos.append(info)
     record = {
         "benchmark": "speed",
-        "environment": environment(),
+        "environment": environment(device),
         "ks": list(ks),
         "sizes": infos,
         "matmul_peak_gflops": peak,

@@ -133,7 +133,7 @@ class TorchDRUNet(nn.Module):
 def _otf(kernel: Tensor, shape: tuple[int, int]) -> Tensor:
     """psf2otf: zero-pad the centred kernel to ``shape``, roll its centre to (0, 0), FFT2."""
     kh, kw = kernel.shape
-    padded = torch.zeros(shape, dtype=kernel.dtype)
+    padded = torch.zeros(shape, dtype=kernel.dtype, device=kernel.device)
     padded[:kh, :kw] = kernel
     return torch.fft.fft2(torch.roll(padded, (-(kh // 2), -(kw // 2)), dims=(0, 1)))
 
@@ -149,17 +149,22 @@ class FourierOperator:
     """``A x = (k ⊛ x)[s·i, s·j]``: circular convolution with a centred kernel, then decimation.
 
     ``kernel``: ``(kh, kw)``, centred at ``(kh // 2, kw // 2)``; ``scale``: ``s ≥ 1`` (1 is a
-    blur); ``image_shape``: the HR size ``(H, W)`` its spectra are computed for. For ``s > 1``
+    blur); ``image_shape``: the HR size ``(H, W)`` its spectra are computed for; ``device``: where
+    they live (that of the images). For ``s > 1``
     :meth:`initial` is ``F.interpolate(y, scale_factor=s, mode="bicubic",
     align_corners=False)`` (Keys ``a = −0.75``, the bicubic of the default kernel).
     """
 
     def __init__(
-        self, kernel: np.ndarray | Tensor, scale: int, image_shape: tuple[int, int]
+        self,
+        kernel: np.ndarray | Tensor,
+        scale: int,
+        image_shape: tuple[int, int],
+        device: torch.device | str = "cpu",
     ) -> None:
         self.scale = scale
         self.image_shape = tuple(image_shape)
-        kernel64 = torch.tensor(np.array(kernel), dtype=torch.float64)
+        kernel64 = torch.tensor(np.array(kernel), dtype=torch.float64, device=device)
         otf = _otf(kernel64, self.image_shape)
         self.otf = otf.to(torch.complex64)
         power = otf.real**2 + otf.imag**2
@@ -277,8 +282,8 @@ def _iterate(
     state = initial_state(op, y)
     term = op.measurement_term(y)
     n = y.shape[0]
-    active = torch.ones(n, dtype=torch.bool)
-    iterations = torch.zeros(n, dtype=torch.int64)
+    active = torch.ones(n, dtype=torch.bool, device=y.device)
+    iterations = torch.zeros(n, dtype=torch.int64, device=y.device)
     sampled, best = (state, draws[0].clone()) if draws is not None else (None, None)
     for k in range(1, max_iters + 1):
         if not bool(active.any()):
@@ -357,7 +362,7 @@ def suppa_forward(
     (reservoir sampling: the largest wins); drawn with ``torch.rand`` when not given.
     """
     if draws is None:
-        draws = torch.rand(max_iters + 1, y.shape[0])
+        draws = torch.rand(max_iters + 1, y.shape[0], device=y.device)
     with torch.no_grad():
         last, iterations, sampled = _iterate(
             model.denoiser, op, y, rho, model.sigma, max_iters, tol, draws

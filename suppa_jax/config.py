@@ -35,6 +35,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from suppa_jax import drunet
+
 __all__ = [
     "DIV2K",
     "DPIR_DENOISER",
@@ -132,6 +134,9 @@ def base() -> ConfigDict:
             # "" = random init (denoiser pre-training only); else a params file (.msgpack of
             # suppa_jax.convert or of a denoiser run) or a PyTorch state dict (.pth).
             "init": DPIR_DENOISER,
+            # "float32" | "bfloat16": the network's arithmetic (weights, optimiser, FFT data
+            # step and losses stay float32; drunet.with_compute_dtype).
+            "compute_dtype": "float32",
         }
     )
     config.data = ConfigDict(
@@ -398,6 +403,11 @@ _RULES: tuple[_Rule, ...] = (
     ("denoiser.sigma_max", lambda v: 0 < v <= 1, f"be in (0, 1] {_NOISE_SCALE}"),
     ("model.widths", lambda v: len(v) == 4 and min(v) >= 1, "be 4 positive channel counts"),
     ("model.num_blocks", lambda v: v >= 1, "be >= 1"),
+    (
+        "model.compute_dtype",
+        lambda v: v in drunet.COMPUTE_DTYPES,
+        f"be one of {list(drunet.COMPUTE_DTYPES)}",
+    ),
     (
         "model.init",
         lambda v: v == "" or v.lower().endswith(_PARAMS_SUFFIXES),

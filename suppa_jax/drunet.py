@@ -246,6 +246,35 @@ class DRUNet(nn.Module):
         return _conv3x3(self.channels, "tail")(h + x1)
 
 
+Apply = Callable[[Params, jax.Array, Any], jax.Array]
+"""``apply(params, x, sigma) → x̂``, the denoiser signature the methods take."""
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def with_compute_dtype(apply: Apply, dtype: str) -> Apply:
+    """``apply`` computing in ``dtype`` (a key of :data:`COMPUTE_DTYPES`): mixed precision.
+
+    The weights, the image and ``sigma`` are cast to ``dtype`` on entry and the output back to
+    the input's dtype, so the parameters, their gradients (through the cast), the optimiser
+    state and everything outside the network (the FFT data step, the losses) stay float32.
+    ``"float32"`` returns ``apply`` itself.
+    """
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"compute dtype must be one of {list(COMPUTE_DTYPES)}, got {dtype!r}")
+    if dtype == "float32":
+        return apply
+    compute = COMPUTE_DTYPES[dtype]
+
+    def cast(tree: Any) -> Any:
+        return jax.tree.map(lambda leaf: jnp.asarray(leaf).astype(compute), tree)
+
+    def apply_in_dtype(params: Params, x: jax.Array, sigma: Any) -> jax.Array:
+        return apply(cast(params), cast(x), cast(sigma)).astype(x.dtype)
+
+    return apply_in_dtype
+
+
 # --- PyTorch state-dict layout ------------------------------------------------------------
 
 

@@ -111,6 +111,7 @@ def build_method(
     config: ml_collections.ConfigDict, model: drunet.DRUNet, op: Operator
 ) -> methods.Method:
     apply = lambda params, x, sigma: model.apply({"params": params}, x, sigma)  # noqa: E731
+    apply = drunet.with_compute_dtype(apply, config.model.compute_dtype)
     return methods.make(config.method, apply, op, **_method_settings(config))
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,3 +122,22 @@ def test_presets_and_overrides():
     assert paper.batch_shapes() == {"y": (16, 24, 24, 3), "gt": (16, 96, 96, 3)}
     with pytest.raises(SystemExit):  # the denoiser pre-training has no K
         memory.parser().parse_args(["--methods", "suppa,denoiser"])
+
+
+def test_precision_compares_psnr_and_speed_of_both_dtypes(tmp_path):
+    argv = ["--size", "small", "--crop", "32", "--batch", "1", "--patch", "16", "--k", "1"]
+    record = benchmark("precision").main([*argv, "--repeats", "1", "--out", str(tmp_path)])
+    assert [row["task"] for row in record["psnr"]] == ["sr2", "deblur"]
+    for row in record["psnr"]:
+        f32, bf16 = (np.array(row["per_image_psnr"][d]) for d in ("float32", "bfloat16"))
+        assert row["images"] == 3
+        assert np.all(f32 > 15)
+        assert np.all(bf16 > 15)
+        assert row["max_abs_delta_db"] == pytest.approx(np.abs(f32 - bf16).max())
+    for dtype in ("float32", "bfloat16"):
+        assert set(record["speed"]["seconds"][dtype]) == {
+            "forward",
+            "forward+backward",
+            "suppa step K=1",
+        }
+    assert "Within 0.05 dB on every image" in (tmp_path / "precision.md").read_text()

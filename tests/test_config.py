@@ -215,6 +215,11 @@ INVALID = [
     ({"model.widths": (16, 32, 64)}, "sr_x2.py", r"config\.model\.widths must be 4 positive"),
     ({"model.widths": (16, 0, 64, 64)}, "sr_x2.py", r"config\.model\.widths must be 4 positive"),
     ({"model.num_blocks": 0}, "sr_x2.py", r"config\.model\.num_blocks must be >= 1"),
+    (
+        {"model.compute_dtype": "float16"},
+        "sr_x2.py",
+        r"config\.model\.compute_dtype must be one of",
+    ),
     ({"model.init": ""}, "sr_x2.py", r"config\.model\.init must name pre-trained .*'suppa'"),
     ({"model.init": "w.npz"}, "sr_x2.py", r"config\.model\.init must be '' .*got 'w\.npz'"),
     ({"data.patch": 0}, "sr_x2.py", r"config\.data\.patch must be >= 1"),

@@ -24,6 +24,7 @@ from suppa_jax.drunet import (
     params_from_torch,
     params_to_torch,
     save_params,
+    with_compute_dtype,
 )
 
 SMALL = {"widths": (8, 16, 32, 64), "num_blocks": 2, "channels": 3}
@@ -316,3 +317,29 @@ def test_cli_errors_name_the_file_or_key(small: Small, tmp_path, capsys, monkeyp
 
     monkeypatch.setitem(__import__("sys").modules, "torch", None)
     assert "pip install torch" in _cli_error([str(good), out], capsys)
+
+
+def test_compute_dtype_bfloat16_keeps_float32_interfaces_and_stays_close(small: Small):
+    apply = lambda p, x, s: small.model.apply({"params": p}, x, s)  # noqa: E731
+    assert with_compute_dtype(apply, "float32") is apply
+    bf16 = jax.jit(with_compute_dtype(apply, "bfloat16"))
+    reference = small.denoise(small.x16, 0.1)
+    out = bf16(small.params, small.x16, 0.1)
+    assert out.dtype == jnp.float32
+    assert out.shape == small.x16.shape
+    err = rel_err(out, reference)
+    assert 1e-5 < err < 5e-2  # bfloat16 arithmetic: different, but only by its 8-bit mantissa
+
+    def loss(params, dtype):
+        out = with_compute_dtype(apply, dtype)(params, small.x16, 0.1)
+        return jnp.mean((out - small.x16) ** 2)
+
+    grads = {d: jax.grad(loss)(small.params, d) for d in ("float32", "bfloat16")}
+    leaves = {d: jax.tree.leaves(g) for d, g in grads.items()}
+    assert all(g.dtype == jnp.float32 for g in leaves["bfloat16"])  # float32 master weights
+    flat = {d: np.concatenate([np.ravel(g) for g in v]) for d, v in leaves.items()}
+    cosine = flat["float32"] @ flat["bfloat16"]
+    cosine /= np.linalg.norm(flat["float32"]) * np.linalg.norm(flat["bfloat16"])
+    assert cosine > 0.99
+    with pytest.raises(ValueError, match="float16"):
+        with_compute_dtype(apply, "float16")
