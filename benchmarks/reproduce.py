@@ -109,7 +109,9 @@ def train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     return result
 
 
-def evaluate_task(task: str, workdirs: dict[str, Path], out: Path) -> evaluation.Report:
+def evaluate_task(
+    task: str, workdirs: dict[str, Path], out: Path, max_images: int = 0
+) -> evaluation.Report:
     """Baselines and every fine-tuned model on the held-out sample images, written to ``out``."""
     models = {m: evaluation.load_model(str(w), task, log=None) for m, w in workdirs.items()}
     first = next(iter(models.values()))
@@ -122,7 +124,9 @@ def evaluate_task(task: str, workdirs: dict[str, Path], out: Path) -> evaluation
         *(model.restorer for model in models.values()),
     ]
     datasets = [evaluation.Dataset("samples", data.sample_images("validation"))]
-    results = evaluation.evaluate(datasets, restorers, first.task_config, out=out, log=None)
+    results = evaluation.evaluate(
+        datasets, restorers, first.task_config, out=out, max_images=max_images, log=None
+    )
     settings = {"pnp_sigma": pnp_sigma, "models": {m: dict(v.info) for m, v in models.items()}}
     report = evaluation.Report(task, op.scale, [r.label for r in restorers], results, settings)
     evaluation.write_report(report, out)
@@ -170,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: sr2,deblur")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
     p.add_argument("--set", nargs="*", default=[], help="config overrides for every run")
+    p.add_argument("--max-images", type=int, default=0, help="held-out images (0: all 3)")
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--out", type=Path, default=Path("results/reproduce"))
     return p
@@ -197,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             runs[method] = train(config, workdirs[method])
             runs[method]["memory_bytes"] = step_memory(config)
         print(f"[{task}] evaluating", flush=True)
-        report = evaluate_task(task, workdirs, args.out / task)
+        report = evaluate_task(task, workdirs, args.out / task, args.max_images)
         sections += [evaluation.format_tables(report), cost_table(task, runs)]
         record["tasks"][task] = {"runs": runs, "settings": report.settings}
     record["wall_seconds"] = round(time.perf_counter() - start, 1)

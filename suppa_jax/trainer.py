@@ -81,7 +81,11 @@ def build_operator(task: ml_collections.ConfigDict) -> Operator:
 
 
 def build_model(config: ml_collections.ConfigDict) -> drunet.DRUNet:
-    return drunet.DRUNet(widths=tuple(config.model.widths), num_blocks=config.model.num_blocks)
+    return drunet.DRUNet(
+        widths=tuple(config.model.widths),
+        num_blocks=config.model.num_blocks,
+        residual=config.model.residual,
+    )
 
 
 def _method_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -133,9 +137,9 @@ def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> d
     found = drunet.model_from_params(params)
     if found != model:
         raise ValueError(
-            f"config.model.init: {path} holds a DRUNet with widths {found.widths} and "
-            f"{found.num_blocks} blocks, but config.model asks for widths {model.widths} and "
-            f"{model.num_blocks} blocks"
+            f"config.model.init: {path} holds a DRUNet with {drunet.describe(found)}, but "
+            f"config.model asks for {drunet.describe(model)} (config.model.widths, "
+            "num_blocks, residual)"
         )
     return params
 

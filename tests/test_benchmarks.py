@@ -141,3 +141,28 @@ def test_precision_compares_psnr_and_speed_of_both_dtypes(tmp_path):
             "suppa step K=1",
         }
     assert "Within 0.05 dB on every image" in (tmp_path / "precision.md").read_text()
+
+
+def test_reproduce_trains_evaluates_and_tabulates(tmp_path):
+    overrides = [
+        "train.epochs=1",
+        "train.decay_epochs=1",
+        "data.patches_per_image=1",
+        "data.max_eval_images=1",
+        "data.eval_crop=64",
+        "admm.max_iters=3",
+    ]
+    argv = ["--tasks", "sr2", "--methods", "jfb", "--max-images", "1", "--set", *overrides]
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    record = benchmark("reproduce").main([*argv, "--workdir", str(runs), "--out", str(out)])
+    run = record["tasks"]["sr2"]["runs"]["jfb"]
+    assert run["steps"] == 4  # 13 images, one patch each, batch 4: ceil(13 / 4)
+    assert run["seconds"] > 0
+    assert run["memory_bytes"] > 0
+    assert run["validation_psnr"]["start"] > 15
+    table = (out / "reproduce.md").read_text()
+    for row in ("| bicubic |", "| PnP-ADMM (pre-trained) |", "| JFB |", "| `jfb` | 4 |"):
+        assert row in table
+    assert (out / "sr2" / "psnr_per_iteration.png").stat().st_size > 0
+    again = benchmark("reproduce").main([*argv, "--workdir", str(runs), "--out", str(out)])
+    assert again["tasks"]["sr2"]["runs"]["jfb"]["seconds"] == run["seconds"]  # reused, not rerun

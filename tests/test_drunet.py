@@ -343,3 +343,25 @@ def test_compute_dtype_bfloat16_keeps_float32_interfaces_and_stays_close(small: 
     assert cosine > 0.99
     with pytest.raises(ValueError, match="float16"):
         with_compute_dtype(apply, "float16")
+
+
+def test_residual_drunet_adds_a_learned_skip_and_round_trips(small: Small, tmp_path):
+    model = DRUNet(**SMALL, residual=True)
+    params = {**small.params, "skip": jnp.asarray(0.75, jnp.float32)}
+    out = np.asarray(jax.jit(model.apply)({"params": params}, small.x, 0.1))
+    np.testing.assert_allclose(out, small.denoise(small.x, 0.1) + 0.75 * small.x, atol=1e-5)
+    init = model.init(jax.random.key(0), small.x16[:1], 0.1)["params"]
+    assert float(init["skip"]) == 1.0
+    identity = model.apply({"params": init}, small.x16, 0.1)  # zero tail: starts as x ↦ x
+    np.testing.assert_allclose(identity, small.x16, atol=1e-6)
+    assert model_from_params(params) == model
+    assert model_from_params(small.params).residual is False
+    path = tmp_path / "residual.msgpack"
+    save_params(path, params)
+    loaded_model, loaded = load_params(path)
+    assert loaded_model == model
+    assert float(loaded["skip"]) == 0.75
+    with pytest.raises(ValueError, match="no DPIR/PyTorch counterpart"):
+        params_to_torch(params)
+    with pytest.raises(ValueError, match=r"'skip': expected shape \(\)"):
+        model_from_params({**small.params, "skip": jnp.ones(3)})

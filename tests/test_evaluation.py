@@ -56,7 +56,12 @@ def write_workdir(path: Path, params_file: Path, **overrides) -> Path:
     """The files evaluate.py reads from a train.py workdir: config.json and best/3/trainable."""
     config = config_lib.apply_overrides(
         config_lib.experiment("sr", scale=2, cpu=True),
-        {"model.widths": (8, 8, 8, 8), "model.num_blocks": 1, "model.init": str(params_file)},
+        {
+            "model.widths": (8, 8, 8, 8),
+            "model.num_blocks": 1,
+            "model.residual": False,
+            "model.init": str(params_file),
+        },
     )
     path.mkdir(parents=True)
     (path / "config.json").write_text(config.to_json_best_effort(indent=2))

@@ -41,6 +41,7 @@ def tiny_overrides(init_file: str, **changes) -> dict:
     return {
         "model.widths": (8, 8, 8, 8),
         "model.num_blocks": 1,
+        "model.residual": False,
         "model.init": init_file,
         "data.patch": 8,
         "data.patches_per_image": 1,
@@ -136,6 +137,10 @@ def test_bad_init_file_is_named(init_file, tmp_path):
         trainer.train_and_evaluate(
             tiny_config(init_file, **{"model.widths": (16, 8, 8, 8)}), tmp_path
         )
+    with pytest.raises(
+        ValueError, match=r"holds a DRUNet with widths .*, 1 blocks, but .*residual"
+    ):
+        trainer.train_and_evaluate(tiny_config(init_file, **{"model.residual": True}), tmp_path)
 
 
 # ---------------------------------------------------------------------------------- processes
