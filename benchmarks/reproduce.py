@@ -19,8 +19,8 @@ task the evaluation's files (``<task>/``: tables, images, grid, and the PSNR-per
 figure ``curves.png``, the paper's Fig. 3).
 
 Runs are kept in ``--workdir`` (default ``runs/reproduce/<task>_<method>``); a finished run is
-not retrained (its recorded time is reused) and an interrupted one resumes. Reproduce (about
-45 minutes on 2 CPU cores)::
+not retrained (its recorded time is reused) and an interrupted one resumes. Reproduce (25
+minutes on 2 CPU cores)::
 
     python benchmarks/reproduce.py
 """
