@@ -9,7 +9,8 @@ never trained on) are degraded as in evaluation and restored, whole, by
   (``weights/drunet_small_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
   to convergence (at most 50 iterations, tolerance 1e-3) with the noise level of
   :data:`suppa_jax.evaluation.PNP_SIGMA` (tuned on the training samples);
-* every fine-tuned model listed in :data:`MODELS` for the task.
+* every fine-tuned model listed in :data:`MODELS` for the task (shipped: SUPPA, fine-tuned on
+  the CPU by ``benchmarks/reproduce.py``).
 
 It prints the PSNR tables (measured now, on this machine) and writes the tables, the restored
 images, a side-by-side grid and the PSNR-per-iteration curve of each task under
@@ -36,9 +37,13 @@ DENOISER = ROOT / "weights" / "drunet_small_denoiser.msgpack"
 TASKS = ("sr2", "deblur")
 
 #: Fine-tuned models shown beside the baselines, per task: ``train.py`` workdirs (their best
-#: checkpoint) or params files, relative to the repository root. One line adds one, e.g.
-#: ``"sr2": ("weights/suppa_sr2",)``.
-MODELS: dict[str, tuple[str, ...]] = {"sr2": (), "deblur": ()}
+#: checkpoint) or params files, relative to the repository root; one line adds one. Shipped:
+#: SUPPA fine-tuned from the small denoiser by ``benchmarks/reproduce.py`` (the workdir's
+#: ``config.json`` and ``best/``, with ``model.init`` made relative to the repository).
+MODELS: dict[str, tuple[str, ...]] = {
+    "sr2": ("weights/suppa_sr2",),
+    "deblur": ("weights/suppa_deblur",),
+}
 
 
 def restorers(task: str) -> list[evaluation.Restorer]:
