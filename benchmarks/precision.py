@@ -66,6 +66,7 @@ def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, 
     """Per task: PSNR of PnP-ADMM with the network in each compute dtype, same measurements."""
     model, params = drunet.load_params(weights)
     gt = jnp.asarray(evaluation.centre_crops(data.sample_images("validation"), crop))
+    solve = jax.jit(admm.solve, static_argnames=("max_iters", "trace"))
     rows = []
     for task in TASKS:
         task_config = evaluation.task_config(task)
@@ -79,7 +80,6 @@ def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, 
                 lambda p, x, s: model.apply({"params": p}, x, s), dtype
             )
             denoise = jax.tree_util.Partial(apply, params)
-            solve = jax.jit(admm.solve, static_argnames=("max_iters", "trace"))
             solution = solve(
                 denoise,
                 op,

@@ -43,6 +43,7 @@ import ml_collections
 if __package__ in (None, ""):  # run as a script: make `suppa_jax` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import memory
 from suppa_jax import config as config_lib
 from suppa_jax import data, evaluation, trainer, training
 
@@ -75,15 +76,9 @@ def step_memory(config: ml_collections.ConfigDict) -> int:
     hr, batch = config.data.patch * config.task.scale, config.train.batch_size
     shapes = {"y": (batch, config.data.patch, config.data.patch, 3), "gt": (batch, hr, hr, 3)}
     inputs = {k: jax.ShapeDtypeStruct(v, jnp.float32) for k, v in shapes.items()}
-    step = jax.jit(functools.partial(training.update, method, optimizer), donate_argnums=0)
+    step = memory.jitted_step(method, optimizer)
     compiled = step.lower(state, inputs, jax.eval_shape(jax.random.key, 0)).compile()
-    stats = compiled.memory_analysis()
-    return int(
-        stats.argument_size_in_bytes
-        + stats.output_size_in_bytes
-        + stats.temp_size_in_bytes
-        - stats.alias_size_in_bytes
-    )
+    return memory.memory_of(compiled)["peak_bytes"]
 
 
 def train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:

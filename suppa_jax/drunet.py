@@ -59,7 +59,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -67,6 +67,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 from flax.core import unfreeze
+
+if TYPE_CHECKING:
+    from suppa_jax.methods import DenoiserApply
 
 Params = dict[str, Any]
 
@@ -221,7 +224,7 @@ class DRUNet(nn.Module):
         an untrained network is the identity). DPIR's DRUNet has none (``False``, the
         default, and the only layout with a PyTorch counterpart). The small CPU denoiser uses
         it: without it, a small network trained briefly returns even a clean image at only
-        30–35 dB, which caps plug-and-play far below bicubic upsampling.
+        29–32 dB, which caps plug-and-play far below bicubic upsampling.
     """
 
     widths: tuple[int, int, int, int] = (64, 128, 256, 512)
@@ -267,13 +270,10 @@ class DRUNet(nn.Module):
         return _conv3x3(self.channels, "tail", tail_init)(h + x1)
 
 
-Apply = Callable[[Params, jax.Array, Any], jax.Array]
-"""``apply(params, x, sigma) → x̂``, the denoiser signature the methods take."""
-
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def with_compute_dtype(apply: Apply, dtype: str) -> Apply:
+def with_compute_dtype(apply: DenoiserApply, dtype: str) -> DenoiserApply:
     """``apply`` computing in ``dtype`` (a key of :data:`COMPUTE_DTYPES`): mixed precision.
 
     The weights, the image and ``sigma`` are cast to ``dtype`` on entry and the output back to
