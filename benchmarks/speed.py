@@ -15,7 +15,8 @@ frameworks (PyTorch: :mod:`benchmarks.torch_reference`):
 
 How: each function is called once to warm up (JAX: compilation; its time is reported), then the
 two frameworks alternate, one call each, ``repeats`` times, so that load from other processes
-on a shared machine falls on both alike. Reported: median and minimum per framework, the ratio
+on a shared machine falls on both alike; calls under a second get an untimed settling call
+first (:func:`time_pair` says why). Reported: median and minimum per framework, the ratio
 JAX/PyTorch of the medians (and of the minima), and the achieved GFLOP/s against the machine's
 measured float32 matmul peak (best of NumPy, JAX and PyTorch on a 4096² product, measured in the
 same run). FLOPs are counted analytically: 2·MACs of DRUNet's convolutions (3×3 and the 2×2
@@ -34,7 +35,8 @@ PyTorch call ends with ``torch.cuda.synchronize()`` and every JAX call with
 The matmul peak is then that of the GPU (JAX and PyTorch; NumPy is left out).
 
 Environment knobs that change speed (``XLA_FLAGS``,
-``OMP_NUM_THREADS``, ``OPENBLAS_CORETYPE``, ...) are recorded in the JSON; none is set here.
+``OMP_NUM_THREADS``, ``OPENBLAS_CORETYPE``, ...) are recorded in the JSON; none is set here
+except what importing ``suppa_jax`` adds to ``XLA_FLAGS`` (:data:`suppa_jax.XLA_CPU_FLAGS`).
 
 Outputs, in ``--out`` (default ``results/speed``): ``speed.md`` (the table, also printed) and
 ``speed.json`` (every sample, the settings, FLOP counts, load averages, versions).
@@ -171,15 +173,30 @@ def synchronised(fn: Callable[[], Any], device: torch.device) -> Callable[[], An
     return call
 
 
+SETTLE_BELOW = 1.0
+"""Seconds: calls shorter than this get an untimed settling call before each timed one."""
+
+
 def time_pair(
     jax_fn: Callable[[], Any], torch_fn: Callable[[], Any], repeats: int
 ) -> dict[str, Any]:
-    """Warm both up, then alternate them ``repeats`` times; each call runs to completion."""
-    warm = {"jax": _timed(jax_fn), "torch": _timed(torch_fn)}
+    """Warm both up, then alternate them ``repeats`` times; each call runs to completion.
+
+    On a small CPU a call right after the other framework's runs slower: that framework's
+    worker threads keep spinning for a few milliseconds after it returns (after a PyTorch call,
+    the small DRUNet's JAX forward took 27.5 ms instead of 21.7; benchmarks/NOTES.md). So a
+    function whose warm-up call took under :data:`SETTLE_BELOW` seconds is called once, untimed,
+    right before each of its timed calls; each framework is then timed as if it ran alone, while
+    load from other processes still falls on both alike.
+    """
+    fns = {"jax": jax_fn, "torch": torch_fn}
+    warm = {k: _timed(fn) for k, fn in fns.items()}
     samples: dict[str, list[float]] = {"jax": [], "torch": []}
     for _ in range(repeats):
-        samples["jax"].append(_timed(jax_fn))
-        samples["torch"].append(_timed(torch_fn))
+        for k, fn in fns.items():
+            if warm[k] < SETTLE_BELOW:
+                fn()
+            samples[k].append(_timed(fn))
     return {
         "warmup_seconds": warm,
         "samples_seconds": samples,

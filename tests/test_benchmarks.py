@@ -4,12 +4,16 @@ The memory benchmark runs once (module fixture) for SUPPA and explicit unrolling
 8}; the tests then read what it wrote. Explicit unrolling must grow with K and SUPPA must not.
 """
 
+import dataclasses
 import importlib
 import json
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -166,3 +170,56 @@ def test_reproduce_trains_evaluates_and_tabulates(tmp_path):
     assert (out / "sr2" / "psnr_per_iteration.png").stat().st_size > 0
     again = benchmark("reproduce").main([*argv, "--workdir", str(runs), "--out", str(out)])
     assert again["tasks"]["sr2"]["runs"]["jfb"]["seconds"] == run["seconds"]  # reused, not rerun
+
+
+def test_time_pair_settles_short_calls_only(monkeypatch):
+    speed = benchmark("speed")
+    calls = {"fast": 0, "slow": 0}
+
+    def fast():
+        calls["fast"] += 1
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.002)
+
+    monkeypatch.setattr(speed, "SETTLE_BELOW", 0.001)
+    timing = speed.time_pair(fast, slow, repeats=4)
+    assert calls == {"fast": 1 + 2 * 4, "slow": 1 + 4}  # warm-up, (settle +) timed calls
+    assert [len(v) for v in timing["samples_seconds"].values()] == [4, 4]
+    assert timing["min_seconds"]["torch"] >= 0.002
+
+
+@pytest.fixture(scope="module")
+def profile_rows():
+    speed, profile = benchmark("speed"), benchmark("profile")
+    tiny = dataclasses.replace(speed.SIZES["small"], name="tiny", widths=(4, 8, 8, 8), batch=2)
+    return profile.profile_size(dataclasses.replace(tiny, patch=16), calls=2)
+
+
+def test_profile_sorts_xla_instructions_by_their_hlo():
+    profile = benchmark("profile")
+
+    def fn(x, k):
+        dims = ("NHWC", "HWIO", "NHWC")
+        y = jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dims)
+        return jnp.transpose(y, (0, 2, 1, 3)) @ jnp.ones((3, 3)) + 1.0
+
+    x, k = jnp.ones((2, 8, 8, 3)), jnp.ones((3, 3, 3, 3))
+    categories = profile.hlo_instructions(jax.jit(fn).lower(x, k).compile().as_text())
+    assert set(categories.values()) <= set(profile.CATEGORIES)
+    kinds = {name.split(".")[0]: c for name, c in categories.items()}
+    assert kinds["conv_general_dilated"] == kinds["dot"] == "convolutions"
+    assert kinds["copy_bitcast_fusion"] == "layout copies"  # the transpose
+    assert kinds["add_bitcast_fusion"] == "elementwise and other"
+
+
+def test_profile_accounts_for_the_wall_time(profile_rows):
+    assert [r["pass"] for r in profile_rows] == ["forward", "forward+backward"]
+    for row in profile_rows:
+        for framework in ("jax", "torch"):
+            seconds = row[framework]
+            assert seconds["convolutions"] > 0
+            assert all(seconds[c] >= 0 for c in benchmark("profile").CATEGORIES)
+        jax_parts = sum(row["jax"][c] for c in benchmark("profile").CATEGORIES)
+        assert 0.5 * row["jax"]["wall"] <= jax_parts <= row["jax"]["wall"]
