@@ -192,13 +192,13 @@ def test_time_pair_settles_short_calls_only(monkeypatch):
 
 @pytest.fixture(scope="module")
 def profile_rows():
-    speed, profile = benchmark("speed"), benchmark("profile")
+    speed, profile = benchmark("speed"), benchmark("profile_kernels")
     tiny = dataclasses.replace(speed.SIZES["small"], name="tiny", widths=(4, 8, 8, 8), batch=2)
     return profile.profile_size(dataclasses.replace(tiny, patch=16), calls=2)
 
 
 def test_profile_sorts_xla_instructions_by_their_hlo():
-    profile = benchmark("profile")
+    profile = benchmark("profile_kernels")
 
     def fn(x, k):
         dims = ("NHWC", "HWIO", "NHWC")
@@ -220,6 +220,6 @@ def test_profile_accounts_for_the_wall_time(profile_rows):
         for framework in ("jax", "torch"):
             seconds = row[framework]
             assert seconds["convolutions"] > 0
-            assert all(seconds[c] >= 0 for c in benchmark("profile").CATEGORIES)
-        jax_parts = sum(row["jax"][c] for c in benchmark("profile").CATEGORIES)
-        assert 0.5 * row["jax"]["wall"] <= jax_parts <= row["jax"]["wall"]
+            assert all(seconds[c] >= 0 for c in benchmark("profile_kernels").CATEGORIES)
+        jax_busy = sum(row["jax"][c] for c in benchmark("profile_kernels").CATEGORIES)
+        assert 0.5 * row["jax"]["wall"] <= jax_busy <= 2 * row["jax"]["wall"]  # 2 threads
