@@ -1,8 +1,8 @@
 """Where DRUNet's time goes on the CPU, in JAX (XLA) and in PyTorch, from each one's profiler.
 
-For each DRUNet size of ``speed.py`` (same weights, same batch of 16 photo crops, 48×48) the
-forward and the forward+backward (gradient of an MSE loss w.r.t. the weights) run a few times
-under each framework's own profiler, after warm-up, and every kernel's time is sorted into:
+For each DRUNet size, ``speed.py``'s own forward and forward+backward workloads (same weights,
+same batch of 16 photo crops, 48×48; the gradient of an MSE loss w.r.t. the weights) run a few
+times under each framework's own profiler, after warm-up, and every kernel's time is sorted into:
 
 * **convolutions**: the 3×3 and 2×2 layers and their gradients. XLA: its ``convolution``
   and ``dot`` instructions (the 2×2 layers are matmuls here) and library fusions that hold one;
@@ -133,38 +133,16 @@ def torch_profile(fn: Callable[[], Any], calls: int) -> dict[str, float]:
 
 
 def profile_size(size: speed.Size, calls: int) -> list[dict[str, Any]]:
-    """Both passes of one DRUNet size in both frameworks."""
+    """``speed.py``'s forward and forward+backward of one DRUNet size, in both frameworks."""
     nets = speed.Nets(size, speed.MEMORY_FORMATS[size.torch_memory_format], torch.device("cpu"))
-    x = speed.photo_crops(size.batch, size.patch, seed=1)
-    target = speed.photo_crops(size.batch, size.patch, seed=2)
-    xt, tt = nets.to_torch(x), nets.to_torch(target)
-
-    def forward(p: Any, x: jax.Array) -> jax.Array:
-        return nets.apply(p, x, speed.SIGMA)
-
-    def gradient(p: Any, x: jax.Array, t: jax.Array) -> Any:
-        return jax.grad(lambda p: jax.numpy.mean((forward(p, x) - t) ** 2))(p)
-
-    def torch_forward() -> None:
-        with torch.inference_mode():
-            nets.torch_net(xt, speed.SIGMA)
-
-    def torch_gradient() -> None:
-        nets.torch_net.zero_grad(set_to_none=True)
-        torch.nn.functional.mse_loss(nets.torch_net(xt, speed.SIGMA), tt).backward()
-
-    passes = (
-        ("forward", forward, (nets.params, x), torch_forward),
-        ("forward+backward", gradient, (nets.params, x, target), torch_gradient),
-    )
     return [
         {
             "size": size.name,
-            "pass": name,
-            "jax": xla_profile(fn, args, calls),
-            "torch": torch_profile(torch_fn, calls),
+            "pass": w.name,
+            "jax": xla_profile(*w.jax_program, calls),
+            "torch": torch_profile(w.torch_fn, calls),
         }
-        for name, fn, args, torch_fn in passes
+        for w in speed.drunet_workloads(size, nets)
     ]
 
 

@@ -243,6 +243,8 @@ class Workload:
     jax_fn: Callable[[], Any]
     torch_fn: Callable[[], Any]
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    jax_program: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+    """Where ``jax_fn`` is one jitted call: the function and its arguments (for profiling)."""
 
 
 class Nets:
@@ -330,6 +332,7 @@ def drunet_workloads(size: Size, nets: Nets) -> list[Workload]:
             lambda: forward(nets.params, xj).block_until_ready(),
             torch_forward,
             check,
+            jax_program=(forward, (nets.params, xj)),
         ),
         Workload(
             "forward+backward",
@@ -337,6 +340,7 @@ def drunet_workloads(size: Size, nets: Nets) -> list[Workload]:
             3 * flops,
             lambda: jax.block_until_ready(grad(nets.params, xj, tj)),
             torch_grad,
+            jax_program=(grad, (nets.params, xj, tj)),
         ),
     ]
 
