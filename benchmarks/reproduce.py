@@ -115,10 +115,11 @@ def evaluate_task(
     pnp_sigma = evaluation.PNP_SIGMA[task]
     restorers = [
         evaluation.initial_restorer(op),
+        evaluation.tikhonov_restorer(op, evaluation.TIKHONOV_MU[task]),
         evaluation.pnp_restorer(pretrained, op, sigma=pnp_sigma),
         *(model.restorer for model in models.values()),
     ]
-    datasets = [evaluation.Dataset("samples", data.sample_images("validation"))]
+    datasets = [evaluation.Dataset("photos", data.held_out_photos())]
     results = evaluation.evaluate(
         datasets, restorers, first.task_config, out=out, max_images=max_images, log=None
     )

@@ -85,7 +85,6 @@ BSDS500 = "folder:data/BSDS500/data/images"
 
 _SMALL_WIDTHS = (16, 32, 64, 64)
 _PARAMS_SUFFIXES = (".msgpack", ".pth", ".pt")
-_SOURCE_FORMS = "'samples', 'folder:PATH' or 'tfds:NAME'"
 
 
 # --------------------------------------------------------------------------------- builders
@@ -107,7 +106,7 @@ def base() -> ConfigDict:
             "blur_sigma": 2.0,  # Gaussian kernel std (pixels) and side; DESIGN §3: 11×11
             "blur_size": 11,
             # Measurement noise std. For kind "denoise": the validation noise level (training
-            # draws it uniformly from denoiser.sigma_min..sigma_max).
+            # draws it from denoiser.sigma_min..sigma_max).
             "noise_sigma": 0.0,
             "quantize": True,  # 8-bit measurements, as the paper's saved PNGs
         }
@@ -126,7 +125,9 @@ def base() -> ConfigDict:
             "anderson_memory": 0,  # deq and jfb forward: 0 = plain iteration
         }
     )
-    config.denoiser = ConfigDict({"sigma_min": 0.0, "sigma_max": 50 / 255})
+    # Training noise levels σ = σ_min + (σ_max − σ_min)·u^sigma_power, u ~ U[0, 1]: 1 is
+    # uniform (DPIR's), 2 puts half of the draws in the lowest quarter of the range.
+    config.denoiser = ConfigDict({"sigma_min": 0.0, "sigma_max": 50 / 255, "sigma_power": 1.0})
     config.model = ConfigDict(
         {
             "widths": (64, 128, 256, 512),  # DRUNet paper size: 32,640,960 parameters
@@ -143,7 +144,9 @@ def base() -> ConfigDict:
     )
     config.data = ConfigDict(
         {
-            "source": DIV2K,  # "samples" | "folder:PATH" | "tfds:NAME"
+            # "samples" | "deadleaves" | "folder:PATH" | "tfds:NAME", or a weighted mixture
+            # "0.8*deadleaves; 0.2*samples" (suppa_jax.data.build_source)
+            "source": DIV2K,
             "train_split": "train",
             "eval_source": "",  # "" = same as source
             "eval_split": "validation",
@@ -151,6 +154,9 @@ def base() -> ConfigDict:
             "data_dir": "",  # TFDS data directory ("" = TFDS's default)
             "patch": 48,  # LR patch side; HR patch = patch·scale
             "augment": True,  # random flips and rotations by 90°
+            "permute_channels": False,  # colour augmentation: a random order of R, G, B
+            "deadleaves_images": 10_000,  # images of a "deadleaves" source (its epoch)
+            "deadleaves_size": 0,  # their side in pixels (0 = the HR patch, patch·scale)
             "patches_per_image": 1,  # 1: the paper's epoch
             "skip_bad_images": False,
             "seed": 0,
@@ -409,6 +415,7 @@ _RULES: tuple[_Rule, ...] = (
     ("admm.anderson_memory", lambda v: v >= 0, "be >= 0 (0: no Anderson acceleration)"),
     ("denoiser.sigma_min", lambda v: 0 <= v <= 1, f"be in [0, 1] {_NOISE_SCALE}"),
     ("denoiser.sigma_max", lambda v: 0 < v <= 1, f"be in (0, 1] {_NOISE_SCALE}"),
+    ("denoiser.sigma_power", lambda v: v > 0, "be > 0 (1: uniform noise levels)"),
     ("model.widths", lambda v: len(v) == 4 and min(v) >= 1, "be 4 positive channel counts"),
     ("model.num_blocks", lambda v: v >= 1, "be >= 1"),
     (
@@ -424,6 +431,8 @@ _RULES: tuple[_Rule, ...] = (
     ("data.feature", lambda v: v != "", "be a TFDS image feature name"),
     ("data.patch", lambda v: v >= 1, "be >= 1"),
     ("data.patches_per_image", lambda v: v >= 1, "be >= 1"),
+    ("data.deadleaves_images", lambda v: v >= 1, "be >= 1"),
+    ("data.deadleaves_size", lambda v: v >= 0, "be >= 0 (0: the HR patch, patch·scale)"),
     ("data.seed", lambda v: v >= 0, "be >= 0"),
     ("data.worker_count", lambda v: v >= 0, "be >= 0"),
     ("data.max_eval_images", lambda v: v >= 0, "be >= 0 (0: all)"),
@@ -482,16 +491,22 @@ def _check_model(values: dict[str, Any]) -> None:
 
 
 def _check_source(source_key: str, source: str, split_key: str, split: str) -> None:
-    kind, colon, location = source.partition(":")
-    if not (kind == "samples" and not colon) and not (kind in ("folder", "tfds") and location):
-        raise _fail(source_key, f"be {_SOURCE_FORMS}", source)
-    if kind == "samples":
-        from suppa_jax.data import SAMPLE_SPLITS  # here: it imports grain and scikit-image
+    from suppa_jax import data  # here: it imports grain and scikit-image
 
-        if split not in SAMPLE_SPLITS:
-            raise _fail(split_key, f"be one of {list(SAMPLE_SPLITS)} for source 'samples'", split)
-    if kind == "tfds" and not split:
-        raise _fail(split_key, "name a TFDS split (e.g. 'train', 'validation')", split)
+    try:
+        entries = data.parse_mixture(source)
+    except ValueError as err:
+        raise _fail(source_key, f"be {data.SOURCE_FORMS} ({err})", source) from None
+    for _, entry in entries:
+        kind, colon, location = entry.partition(":")
+        bare = kind in ("samples", "deadleaves") and not colon
+        if not bare and not (kind in ("folder", "tfds") and location):
+            raise _fail(source_key, f"be {data.SOURCE_FORMS}", source)
+        if kind == "samples" and split not in data.SAMPLE_SPLITS:
+            requirement = f"be one of {list(data.SAMPLE_SPLITS)} for source 'samples'"
+            raise _fail(split_key, requirement, split)
+        if kind == "tfds" and not split:
+            raise _fail(split_key, "name a TFDS split (e.g. 'train', 'validation')", split)
 
 
 def _check_data(values: dict[str, Any]) -> None:
@@ -501,6 +516,13 @@ def _check_data(values: dict[str, Any]) -> None:
     eval_key = "data.eval_source" if values["data.eval_source"] else "data.source"
     _check_source(eval_key, values[eval_key], "data.eval_split", values["data.eval_split"])
     patch, scale = values["data.patch"], values["task.scale"]
+    leaves = values["data.deadleaves_size"]
+    if leaves and leaves < patch * scale and "deadleaves" in values["data.source"]:
+        raise _fail(
+            "data.deadleaves_size",
+            f"be 0 or at least the HR patch patch·scale = {patch * scale}",
+            leaves,
+        )
     if (patch * scale) % PATCH_MULTIPLE:
         raise _fail(
             "data.patch",

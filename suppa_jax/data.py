@@ -2,17 +2,23 @@
 
 **Sources** are random-access sequences of images: ``source[i]`` is a ``uint8`` array of shape
 ``(H, W, 3)``, RGB (grayscale is replicated to three channels, alpha is dropped), and
-``source.name(i)`` names it in messages. Three kinds, built by :func:`build_source`:
+``source.name(i)`` names it in messages. Four kinds, and weighted mixtures of them, built by
+:func:`build_source`:
 
 * ``"samples"``: scikit-image's bundled images, offline, split by :data:`SAMPLE_SPLITS`;
+* ``"deadleaves"``: procedural colour dead-leaves images (:mod:`suppa_jax.deadleaves`), as many
+  as asked for, each a pure function of its seed, split and index (:class:`DeadLeavesSource`);
 * ``"folder:PATH"``: PNG/JPEG/BMP/TIFF files under ``PATH/split``, recursively
   (:class:`FolderSource`);
 * ``"tfds:NAME"``: a TFDS dataset read with ``tfds.data_source`` from ArrayRecord files, without
-  TensorFlow (:class:`TfdsSource`; e.g. ``"tfds:div2k/bicubic_x2"``, feature ``"hr"``).
+  TensorFlow (:class:`TfdsSource`; e.g. ``"tfds:div2k/bicubic_x2"``, feature ``"hr"``);
+* ``"0.8*deadleaves; 0.2*samples"``: each patch from one of the sources with the given
+  probabilities (:class:`MixtureSource`).
 
 **Training** (:func:`build_train_dataset`) is a grain pipeline over the global stream of examples::
 
-    range(N·k) → seeded shuffle → repeat → random crop + flips/rot90 → every P-th → batch
+    range(N·k) → seeded shuffle → repeat → random crop + flips/rot90 (+ channel order)
+               → every P-th → batch
 
 An epoch is ``k = patches_per_image`` random patches of ``patch·s`` HR pixels from each of the
 ``N`` images (``k = 1``, the paper's epoch), in a fresh order every epoch. The pipeline is NumPy
@@ -42,7 +48,10 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import math
 import os
+import re
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -55,19 +64,27 @@ from absl import flags
 from PIL import Image
 from skimage import data as skdata
 
+from suppa_jax.deadleaves import DeadLeaves, render
 from suppa_jax.operators import Operator
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "PHOTOS",
     "SAMPLE_SPLITS",
+    "SOURCE_FORMS",
     "ArraySource",
+    "DeadLeaves",
+    "DeadLeavesSource",
     "FolderSource",
     "ImageSource",
+    "MixtureSource",
     "TfdsSource",
     "build_source",
     "build_train_dataset",
     "degrade_batch",
     "eval_images",
+    "held_out_photos",
+    "parse_mixture",
     "sample_images",
 ]
 
@@ -76,6 +93,11 @@ logger = logging.getLogger(__name__)
 Batch = dict[str, np.ndarray]
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+
+#: What :func:`build_source` accepts, for messages.
+SOURCE_FORMS = (
+    "'samples', 'deadleaves', 'folder:PATH', 'tfds:NAME' or a mixture '0.8*deadleaves; 0.2*samples'"
+)
 
 # scikit-image's images that ship inside the package (no download), at least 192 pixels on each
 # side (one ×4 patch of the paper's size). Validation: three natural RGB photographs; training:
@@ -299,6 +321,119 @@ class TfdsSource:
         return f"{self.dataset}:{self.split}[{index}]"
 
 
+class DeadLeavesSource:
+    """``count`` colour dead-leaves images (:mod:`suppa_jax.deadleaves`), rendered when read.
+
+    Image ``i`` is a pure function of ``(seed, stream, i)``: independent streams (e.g. the
+    ``"train"`` and ``"validation"`` splits) never share an image, and the source needs no
+    storage, shuffles, shards and resumes like a folder.
+    """
+
+    def __init__(
+        self, count: int, model: DeadLeaves | None = None, *, seed: int = 0, stream: str = ""
+    ) -> None:
+        if count < 1:
+            raise ValueError(f"a dead-leaves source needs at least one image, got {count}")
+        self.count, self.model, self.seed, self.stream = count, model or DeadLeaves(), seed, stream
+        # A stable 32-bit id of the stream (Python's hash() of a str changes between runs).
+        self._stream_seed = zlib.crc32(stream.encode())
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.count:
+            raise IndexError(f"dead-leaves image {index} of {self.count}")
+        return render(self.model, [self.seed, self._stream_seed], index)
+
+    def name(self, index: int) -> str:
+        return f"deadleaves:{self.stream or '-'}[{index}]"
+
+
+class MixtureSource:
+    """Several sources drawn with relative ``weights``, as one source.
+
+    With normalised weights ``w_c`` the mixture has ``L = max_c ⌈len_c / w_c⌉`` images: the
+    source with the largest ``len_c / w_c`` appears once, each other one ``round(w_c·L)`` times,
+    cycling through its images (a small folder mixed with many dead-leaves images is repeated,
+    with fresh random crops). Image ``i`` is the ``j``-th of one component, in blocks; the
+    training pipeline shuffles them, so a patch comes from component ``c`` with probability
+    ``w_c``.
+    """
+
+    def __init__(self, sources: Sequence[ImageSource], weights: Sequence[float]) -> None:
+        if len(sources) != len(weights) or not sources:
+            raise ValueError("a mixture needs one weight per source, and at least one source")
+        if min(weights) <= 0:
+            raise ValueError(f"mixture weights must be positive, got {list(weights)}")
+        total = float(sum(weights))
+        self.sources, self.weights = list(sources), [w / total for w in weights]
+        length = max(math.ceil(len(s) / w) for s, w in zip(self.sources, self.weights, strict=True))
+        self.counts = [max(1, round(w * length)) for w in self.weights]
+        self._starts = np.cumsum([0, *self.counts])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, index: int) -> tuple[ImageSource, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"mixture image {index} of {len(self)}")
+        component = int(np.searchsorted(self._starts, index, side="right")) - 1
+        source = self.sources[component]
+        return source, int(index - self._starts[component]) % len(source)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        source, inner = self._locate(index)
+        return source[inner]
+
+    def name(self, index: int) -> str:
+        source, inner = self._locate(index)
+        return source.name(inner)
+
+
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ValueError(
+            f"the held-out photos need the {package!r} package (pip install "
+            f"{'scikit-learn' if package == 'sklearn' else package})"
+        )
+    return Path(spec.origin).parent.joinpath(*parts)
+
+
+#: Natural colour photographs that ship inside installed packages and that no config trains on:
+#: the held-out evaluation set ``"photos"`` (name → package and path in it).
+PHOTOS: dict[str, tuple[str, ...]] = {
+    "chelsea": ("skimage", "data", "chelsea.png"),  # a cat, 451×300
+    "coffee": ("skimage", "data", "coffee.png"),  # a cup of coffee, 600×400
+    "rocket": ("skimage", "data", "rocket.jpg"),  # a launch pad under a blue sky, 640×427
+    "china": ("sklearn", "datasets", "images", "china.jpg"),  # a temple, sky, trees, 640×427
+    "flower": ("sklearn", "datasets", "images", "flower.jpg"),  # a flower and leaves, 640×427
+    "grace_hopper": ("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),  # 512×600
+}
+
+
+def held_out_photos() -> ArraySource:
+    """The six natural colour photos of :data:`PHOTOS` (scikit-image's three validation samples,
+    scikit-learn's two sample images and matplotlib's portrait), named ``"photo:<name>"``.
+
+    None of them is in any training split, and nothing in the project is tuned on them: they
+    are where quality is reported.
+    """
+    names = list(PHOTOS)
+    images = []
+    for name in names:
+        path = _package_file(*PHOTOS[name])
+        try:
+            images.append(_decode(path))
+        except _DECODE_ERRORS as error:
+            raise ValueError(f"{path}: unreadable image ({error})") from error
+    return ArraySource(images, [f"photo:{name}" for name in names])
+
+
 def _load_sample(name: str) -> np.ndarray:
     if name == "motorcycle":
         return skdata.stereo_motorcycle()[0]  # the left view of a stereo pair
@@ -319,6 +454,56 @@ def sample_images(split: str, *, min_size: int = 1, skip_bad_images: bool = Fals
     )
 
 
+def _single_source(
+    source: str,
+    split: str,
+    *,
+    feature: str,
+    data_dir: str | None,
+    min_size: int,
+    skip_bad_images: bool,
+    deadleaves: DeadLeaves,
+    deadleaves_images: int,
+    seed: int,
+) -> ImageSource:
+    kind, _, location = source.partition(":")
+    if kind == "samples" and not location:
+        return sample_images(split, min_size=min_size, skip_bad_images=skip_bad_images)
+    if kind == "deadleaves" and not location:
+        if deadleaves.size < min_size:
+            raise ValueError(
+                f"dead-leaves images of {deadleaves.size} pixels are smaller than the "
+                f"{min_size}-pixel patch"
+            )
+        return DeadLeavesSource(deadleaves_images, deadleaves, seed=seed, stream=split)
+    if kind == "folder" and location:
+        return FolderSource(
+            Path(location) / split, min_size=min_size, skip_bad_images=skip_bad_images
+        )
+    if kind == "tfds" and location:
+        return TfdsSource(location, split, feature=feature, data_dir=data_dir)
+    raise ValueError(f"unknown data source {source!r}; use {SOURCE_FORMS}")
+
+
+def parse_mixture(spec: str) -> list[tuple[float, str]]:
+    """``"0.8*deadleaves; 0.2*samples"`` → ``[(0.8, "deadleaves"), (0.2, "samples")]``.
+
+    Entries are separated by ``;``; each is a source, optionally preceded by ``WEIGHT*``
+    (default 1). Weights are relative (they need not sum to 1) and must be positive.
+    """
+    entries = []
+    for entry in spec.split(";"):
+        entry = entry.strip()
+        if not entry:
+            raise ValueError(f"data source {spec!r} has an empty entry")
+        match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*\*\s*(.+)", entry)
+        weight, source = (float(entry.partition("*")[0]), match.group(2)) if match else (1, entry)
+        if not weight > 0:
+            raise ValueError(f"data source {spec!r}: the weight of {source!r} must be > 0")
+        entries.append((float(weight), source.strip()))
+    return entries
+
+
 def build_source(
     source: str,
     split: str,
@@ -327,30 +512,47 @@ def build_source(
     data_dir: str | None = None,
     min_size: int = 1,
     skip_bad_images: bool = False,
+    deadleaves: DeadLeaves | None = None,
+    deadleaves_images: int = 10_000,
+    seed: int = 0,
 ) -> ImageSource:
     """The images of ``split`` of ``source``.
 
     Args:
-      source: ``"samples"`` (scikit-image, offline), ``"folder:PATH"`` (the images under
-        ``PATH/split``; ``split=""`` for ``PATH`` itself) or ``"tfds:NAME"`` (e.g.
-        ``"tfds:div2k/bicubic_x2"``).
-      split: ``"train"``/``"validation"`` for samples, a sub-folder, or a TFDS split.
+      source: ``"samples"`` (scikit-image, offline), ``"deadleaves"`` (synthetic, see
+        :class:`DeadLeavesSource`), ``"folder:PATH"`` (the images under ``PATH/split``;
+        ``split=""`` for ``PATH`` itself), ``"tfds:NAME"`` (e.g. ``"tfds:div2k/bicubic_x2"``),
+        or a weighted mixture of these, ``"0.8*deadleaves; 0.2*samples"`` (:func:`parse_mixture`,
+        :class:`MixtureSource`).
+      split: ``"train"``/``"validation"`` for samples, a sub-folder, a TFDS split; for dead
+        leaves it names an independent stream of images.
       feature: the image feature of a TFDS dataset (``"hr"`` for DIV2K).
       data_dir: TFDS's data directory (``None``: TFDS's default).
       min_size: the smallest usable side (the HR patch ``patch·s`` for training). Checked up
-        front for samples and folders, when read for TFDS.
+        front for samples, folders and dead leaves, when read for TFDS.
       skip_bad_images: leave out (and log) unreadable and too small images instead of raising.
+      deadleaves: the dead-leaves model (default: ``DeadLeaves()``, 128-pixel images).
+      deadleaves_images: the number of dead-leaves images (their epoch).
+      seed: the seed of the dead-leaves images.
     """
-    kind, _, location = source.partition(":")
-    if kind == "samples" and not location:
-        return sample_images(split, min_size=min_size, skip_bad_images=skip_bad_images)
-    if kind == "folder" and location:
-        return FolderSource(
-            Path(location) / split, min_size=min_size, skip_bad_images=skip_bad_images
+    entries = parse_mixture(source)
+    sources = [
+        _single_source(
+            name,
+            split,
+            feature=feature,
+            data_dir=data_dir,
+            min_size=min_size,
+            skip_bad_images=skip_bad_images,
+            deadleaves=deadleaves or DeadLeaves(),
+            deadleaves_images=deadleaves_images,
+            seed=seed,
         )
-    if kind == "tfds" and location:
-        return TfdsSource(location, split, feature=feature, data_dir=data_dir)
-    raise ValueError(f"unknown data source {source!r}; use 'samples', 'folder:PATH' or 'tfds:NAME'")
+        for _, name in entries
+    ]
+    if len(sources) == 1:
+        return sources[0]
+    return MixtureSource(sources, [weight for weight, _ in entries])
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,10 +560,17 @@ def build_source(
 
 
 def _random_patch(
-    index: int, rng: np.random.Generator, *, source: ImageSource, size: int, augment: bool
+    index: int,
+    rng: np.random.Generator,
+    *,
+    source: ImageSource,
+    size: int,
+    augment: bool,
+    permute_channels: bool,
 ) -> Batch:
     """Example ``index`` of the stream: a random ``size × size`` crop of image ``index mod N``,
-    randomly rotated by a multiple of 90° and flipped when ``augment``, and its seed."""
+    randomly rotated by a multiple of 90° and flipped when ``augment``, its colour channels in
+    one of the 6 orders when ``permute_channels``, and its seed."""
     image_index = index % len(source)
     image = source[image_index]
     height, width, _ = image.shape
@@ -374,6 +583,8 @@ def _random_patch(
         patch = np.rot90(patch, k=rng.integers(4))
         if rng.integers(2):
             patch = patch[:, ::-1]
+    if permute_channels:
+        patch = patch[..., rng.permutation(3)]
     return {"hr": patch.astype(np.float32) / 255.0, "seed": seed}
 
 
@@ -384,6 +595,7 @@ def build_train_dataset(
     patch: int,
     scale: int,
     augment: bool = True,
+    permute_channels: bool = False,
     seed: int = 0,
     patches_per_image: int = 1,
     num_epochs: int | None = None,
@@ -401,6 +613,8 @@ def build_train_dataset(
       patch: the LR patch size (48 in the paper); HR patches are ``patch · scale`` pixels.
       scale: the super-resolution factor (1 for deblurring).
       augment: apply one of the 8 flips/rotations by multiples of 90°, uniformly.
+      permute_channels: put the colour channels in one of their 6 orders, uniformly (colour
+        augmentation: a blue sky becomes a red or green one, so that no hue is rare).
       seed: the seed of the shuffle, the crops, the augmentation and the degradation seeds.
       patches_per_image: patches per image per epoch (1: the paper's epoch).
       num_epochs: stop after this many epochs (``None``: never).
@@ -417,7 +631,13 @@ def build_train_dataset(
         raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
     if min(batch_size, patch, scale, patches_per_image) < 1:
         raise ValueError("batch_size, patch, scale and patches_per_image must be positive")
-    crop = functools.partial(_random_patch, source=source, size=patch * scale, augment=augment)
+    crop = functools.partial(
+        _random_patch,
+        source=source,
+        size=patch * scale,
+        augment=augment,
+        permute_channels=permute_channels,
+    )
     dataset = (
         grain.MapDataset.range(len(source) * patches_per_image)
         .seed(seed)

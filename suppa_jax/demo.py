@@ -5,6 +5,8 @@ images (``chelsea``, ``coffee``, ``rocket``: :data:`suppa_jax.data.SAMPLE_SPLITS
 never trained on) are degraded as in evaluation and restored, whole, by
 
 * ``bicubic`` / ``initial(y)``: the starting estimate of ADMM;
+* ``Tikhonov``: the classical ``argmin ½‖y − Ax‖² + μ/2‖∇x‖²`` in closed form, ``μ`` of
+  :data:`suppa_jax.evaluation.TIKHONOV_MU`;
 * ``PnP-ADMM (pre-trained)``: plug-and-play ADMM with the shipped small DRUNet denoiser
   (``weights/drunet_small_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
   to convergence (at most 50 iterations, tolerance 1e-3) with the noise level of
@@ -52,6 +54,7 @@ def restorers(task: str) -> list[evaluation.Restorer]:
     op = evaluation.operator(evaluation.task_config(task))
     rows = [
         evaluation.initial_restorer(op),
+        evaluation.tikhonov_restorer(op, evaluation.TIKHONOV_MU[task]),
         evaluation.pnp_restorer(
             evaluation.load_denoiser(DENOISER), op, sigma=evaluation.PNP_SIGMA[task]
         ),
@@ -70,7 +73,8 @@ def run_task(task: str, out: Path) -> evaluation.Report:
     results = evaluation.evaluate([dataset], rows, task_cfg, out=out)
     settings = {
         "denoiser": str(DENOISER.relative_to(ROOT)),
-        "pnp": dict(rows[1].info),
+        "tikhonov": dict(rows[1].info),
+        "pnp": dict(rows[2].info),
         "models": list(MODELS.get(task, ())),
         "metrics": evaluation.METRICS_NOTE,
         "seconds": round(time.perf_counter() - start, 1),

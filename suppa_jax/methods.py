@@ -50,6 +50,7 @@ __all__ = [
     "deq",
     "jfb",
     "make",
+    "noise_level",
     "suppa",
     "suppa_forward",
     "suppa_objective",
@@ -497,17 +498,32 @@ def jfb(
 # ---------------------------------------------------------------------------------- pre-training
 
 
+def noise_level(
+    key: Array, sigma_min: float, sigma_max: float, power: float = 1.0, dtype=jnp.float32
+) -> Array:
+    """A training noise level ``σ = σ_min + (σ_max − σ_min)·u^power``, ``u ~ U[0, 1]``.
+
+    Its CDF is ``P(σ ≤ σ_min + q·(σ_max − σ_min)) = q^(1/power)``: ``power = 1`` is uniform,
+    ``power = 2`` puts half of the levels in the lowest quarter of the range.
+    """
+    u = jax.random.uniform(key, (), dtype)
+    return sigma_min + (sigma_max - sigma_min) * u**power
+
+
 def denoiser(
     apply: DenoiserApply,
     op: Operator | None = None,
     *,
     sigma_min: float = 0.0,
     sigma_max: float = 50 / 255,
+    sigma_power: float = 1.0,
     eval_sigma: float = 25 / 255,
 ) -> Method:
     """Gaussian-denoiser pre-training of the prior every method starts from.
 
-    ``loss = mse(D(x + σ·n, σ), x)`` with ``σ ~ U[sigma_min, sigma_max]`` per image and
+    ``loss = mse(D(x + σ·n, σ), x)`` with ``σ = σ_min + (σ_max − σ_min)·u^p`` per image,
+    ``u ~ U[0, 1]``, ``p = sigma_power`` (1: uniform on ``[sigma_min, sigma_max]``; larger ``p``
+    draws small σ more often, where a plug-and-play prior must stay close to the identity) and
     ``n ~ N(0, I)`` (no clipping, no quantisation); the measurements ``y`` of the batch are not
     used. ``predict`` denoises ``y`` at ``eval_sigma`` (the validation noise level). ``op`` is
     accepted for a uniform signature and ignored: the task is the identity.
@@ -523,7 +539,7 @@ def denoiser(
 
         def corrupt(sample_key: Array, x: Array) -> tuple[Array, Array]:
             level_key, noise_key = jax.random.split(sample_key)
-            sigma = jax.random.uniform(level_key, (), x.dtype, sigma_min, sigma_max)
+            sigma = noise_level(level_key, sigma_min, sigma_max, sigma_power, x.dtype)
             return x + sigma * jax.random.normal(noise_key, x.shape, x.dtype), sigma
 
         noisy, sigmas = jax.vmap(corrupt)(keys, gt)

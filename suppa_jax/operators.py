@@ -353,6 +353,33 @@ class Operator(abc.ABC):
         correction = _alias_mean(otf * rhs, self.scale) / (spectra.aliased_power[..., None] + rho)
         return _ifft2_real((rhs - jnp.conj(otf) * _tile(correction, self.scale)) / rho)
 
+    def quadratic_solve(self, y: ArrayLike, penalty: ArrayLike) -> Array:
+        """Exact ``argmin_x ½‖y − A x‖² + ½ xᵀ Q x`` for a circulant ``Q ⪰ 0``, in closed form.
+
+        ``penalty`` is the spectrum of ``Q``: real, ``(H, W)`` (the HR size), positive (add a
+        tiny floor where ``Q`` is singular, e.g. at DC for a gradient penalty). The normal
+        equations ``(AᵀA + Q) x = Aᵀy`` are solved per group of aliased frequencies by Woodbury
+        (the data term has rank one in each group): with ``w = 1/q`` and ``⟨·⟩`` the alias
+        mean of :meth:`data_prox`::
+
+            F x = w · conj(K) · tile(F y / (1 + ⟨|K|² w⟩))
+
+        which for ``s = 1`` is ``F x = conj(K) F y / (|K|² + q)`` (Tikhonov/Wiener filtering).
+        """
+        y = jnp.asarray(y)
+        image_shape = self._check_y("quadratic_solve: y", y)
+        weight = 1.0 / jnp.asarray(penalty, y.dtype)
+        if weight.shape != image_shape:
+            raise ValueError(
+                f"quadratic_solve: penalty of shape {weight.shape} does not match the image "
+                f"size {image_shape}"
+            )
+        spectra = self._spectra(image_shape)
+        weighted_power = (spectra.otf.real**2 + spectra.otf.imag**2) * weight
+        folded = _alias_mean(weighted_power[..., None], self.scale)
+        lr = _fft2(y) / (1.0 + folded)
+        return _ifft2_real((weight * jnp.conj(spectra.otf))[..., None] * _tile(lr, self.scale))
+
     @abc.abstractmethod
     def initial(self, y: ArrayLike) -> Array:
         """The starting estimate ``x₀`` from measurements ``y``."""

@@ -106,6 +106,7 @@ def _method_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
         "denoiser": {
             "sigma_min": config.denoiser.sigma_min,
             "sigma_max": config.denoiser.sigma_max,
+            "sigma_power": config.denoiser.sigma_power,
             "eval_sigma": config.task.noise_sigma,
         },
     }[config.method]
@@ -344,6 +345,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         feature=config.data.feature,
         data_dir=config.data.data_dir or None,
         skip_bad_images=config.data.skip_bad_images,
+        deadleaves=data.DeadLeaves(size=config.data.deadleaves_size or config.data.patch * scale),
+        deadleaves_images=config.data.deadleaves_images,
+        seed=config.data.seed,
     )
     train_source = data.build_source(
         config.data.source,
@@ -381,6 +385,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         patch=config.data.patch,
         scale=scale,
         augment=config.data.augment,
+        permute_channels=config.data.permute_channels,
         seed=config.data.seed,
         patches_per_image=config.data.patches_per_image,
         process_index=jax.process_index(),

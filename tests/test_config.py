@@ -229,7 +229,7 @@ INVALID = [
     ({"data.patch": 47}, "sr_x2.py", r"config\.data\.patch .*47·2 = 94 .*multiple of 8"),
     ({"data.patch": 44}, "sr_x3.py", r"config\.data\.patch .*44·3 = 132 .*multiple of 8"),
     ({"data.patch": 100}, "deblur_gaussian.py", r"config\.data\.patch .*multiple of 8"),
-    ({"data.source": "div2k"}, "sr_x2.py", r"config\.data\.source must be 'samples', 'folder"),
+    ({"data.source": "div2k"}, "sr_x2.py", r"config\.data\.source must be 'samples', 'deadleaves'"),
     ({"data.source": "folder:"}, "sr_x2.py", r"config\.data\.source must be"),
     ({"data.source": "samples:x"}, "sr_x2.py", r"config\.data\.source must be"),
     ({"data.eval_source": "tfds:"}, "sr_x2.py", r"config\.data\.eval_source must be"),

@@ -18,8 +18,8 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
+from suppa_jax import classical, data, demo, drunet, evaluation, metrics, operators
 from suppa_jax import config as config_lib
-from suppa_jax import data, demo, drunet, evaluation, metrics, operators
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ((37, 45), (41, 35))  # odd: neither multiples of 8 nor of the scale
@@ -147,12 +147,14 @@ def test_tune_pnp_sigma_picks_the_best_of_the_grid(params_file, rng):
 def test_demo_rows_use_the_shipped_denoiser():
     for task in demo.TASKS:
         rows = demo.restorers(task)
-        assert [r.label for r in rows][:2] == [
+        assert [r.label for r in rows][:3] == [
             "bicubic" if task.startswith("sr") else "initial(y)",
+            "Tikhonov",
             "PnP-ADMM (pre-trained)",
         ]
-        assert rows[1].info["sigma"] == evaluation.PNP_SIGMA[task]
-        assert len(rows) == 2 + len(demo.MODELS[task])
+        assert rows[1].info["mu"] == evaluation.TIKHONOV_MU[task]
+        assert rows[2].info["sigma"] == evaluation.PNP_SIGMA[task]
+        assert len(rows) == 3 + len(demo.MODELS[task])
 
 
 # ------------------------------------------------------------------------------- end to end
@@ -168,13 +170,13 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
 
     report = json.loads((out / "results.json").read_text())
     assert report["task"] == "sr2"
-    assert report["methods"] == ["bicubic", "PnP-ADMM (pre-trained)", "SUPPA"]
+    assert report["methods"] == ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "SUPPA"]
     assert report["settings"]["pnp"]["sigma"] == evaluation.PNP_SIGMA["sr2"]
     assert report["settings"]["model"]["step"] == 3
     (dataset,) = report["datasets"]
     assert dataset["images"] == 2
     rows = dataset["per_image"]
-    assert len(rows) == 6
+    assert len(rows) == 8
     for method in ("PnP-ADMM (pre-trained)", "SUPPA"):
         curve = dataset["psnr_per_iteration"][method]
         assert len(curve) == 4  # x_0 .. x_3
@@ -199,6 +201,11 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
         )
         assert row["psnr_rgb"] == pytest.approx(numpy_psnr(x0[0], hr[0]), abs=1e-3)
         assert row["iterations"] == 0
+        tikhonov = np.asarray(classical.tikhonov(op, y, evaluation.TIKHONOV_MU["sr2"]))
+        row = next(
+            r for r in rows if r["method"] == "Tikhonov" and r["image"].endswith(f"{index}.png")
+        )
+        assert row["psnr_rgb"] == pytest.approx(numpy_psnr(tikhonov[0], hr[0]), abs=1e-3)
         saved_y = np.asarray(
             Image.open(out / "images" / folder.name / f"{index:03d}_img{index}_y.png")
         )
@@ -206,7 +213,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
 
     names = {p.name for p in (out / "images" / folder.name).iterdir()}
     for index in range(2):
-        for suffix in ("gt", "y", "bicubic", "pnp", "suppa"):
+        for suffix in ("gt", "y", "bicubic", "tikhonov", "pnp", "suppa"):
             assert f"{index:03d}_img{index}_{suffix}.png" in names
     gt = Image.open(out / "images" / folder.name / "000_img0_gt.png")
     assert gt.size == (44, 36)  # cropped to a multiple of the scale, not resized
@@ -214,7 +221,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
         assert (out / name).stat().st_size > 0
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert csv_lines[0] == "dataset,image,method,psnr_rgb,psnr_y,ssim,iterations"
-    assert len(csv_lines) == 1 + 6 + 3
+    assert len(csv_lines) == 1 + 8 + 4
     assert "| Method | Scale |" in (out / "results.md").read_text()
 
 
@@ -226,7 +233,7 @@ def test_params_file_checkpoint_is_pnp_on_several_datasets(params_file, folder, 
     argv = ["--checkpoint", str(params_file), "--task", "sr2", "--max_iters", "3"]
     assert evaluation.main([*argv, "--data", f"{folder},folder:{second}", "--out", str(out)]) == 0
     report = json.loads((out / "results.json").read_text())
-    assert report["methods"] == ["bicubic", "PnP-ADMM (tiny)"]
+    assert report["methods"] == ["bicubic", "Tikhonov", "PnP-ADMM (tiny)"]
     assert [d["images"] for d in report["datasets"]] == [2, 1]
     first, other = report["datasets"]
     # The same image and seed index give the same measurement and restoration.

@@ -54,7 +54,8 @@ def as_image(vector: np.ndarray, side: int) -> np.ndarray:
 
 
 def _dense_checks(op: ops.Operator, scale: int, dtype, seed: int) -> dict[str, float]:
-    """Relative errors of forward, adjoint and data_prox against the dense matrix."""
+    """Relative errors of forward, adjoint, data_prox and quadratic_solve against the dense
+    matrix."""
     rng = np.random.default_rng(seed)
     A = dense_matrix(np.asarray(op.kernel, np.float64), scale)
     low = SIZE // scale
@@ -62,16 +63,24 @@ def _dense_checks(op: ops.Operator, scale: int, dtype, seed: int) -> dict[str, f
     y = rng.random(low * low)
     z = rng.random(SIZE * SIZE)
     rho = 0.37
+    # A random circulant Q ⪰ 0.05·I: the spectrum |F g|² + 0.05 of a random kernel g.
+    penalty = np.abs(np.fft.fft2(rng.standard_normal((SIZE, SIZE)))) ** 2 / SIZE**2 + 0.05
+    basis = np.eye(SIZE * SIZE).reshape(-1, SIZE, SIZE)
+    Q = np.fft.ifft2(penalty * np.fft.fft2(basis)).real.reshape(SIZE * SIZE, -1).T
     expected = {
         "forward": A @ x,
         "adjoint": A.T @ y,
         "data_prox": np.linalg.solve(A.T @ A + rho * np.eye(SIZE * SIZE), A.T @ y + rho * z),
+        "quadratic_solve": np.linalg.solve(A.T @ A + Q, A.T @ y),
     }
     got = {
         "forward": op.forward(as_image(x, SIZE).astype(dtype)),
         "adjoint": op.adjoint(as_image(y, low).astype(dtype)),
         "data_prox": op.data_prox(
             as_image(z, SIZE).astype(dtype), as_image(y, low).astype(dtype), rho
+        ),
+        "quadratic_solve": op.quadratic_solve(
+            as_image(y, low).astype(dtype), penalty.astype(dtype)
         ),
     }
     return {
