@@ -2,7 +2,7 @@
 
     python evaluate.py --checkpoint=runs/sr2_suppa --data=samples
     python evaluate.py --checkpoint=runs/deblur_suppa --task=deblur --data=folder:data/BSDS500/val
-    python evaluate.py --checkpoint=weights/drunet_small_denoiser.msgpack --task=sr2 \\
+    python evaluate.py --checkpoint=weights/drunet_cpu_denoiser.msgpack --task=sr2 \\
         --data=samples,path/to/Set5
 
 ``--checkpoint`` is a ``train.py`` workdir (its best validation checkpoint, restored as its

@@ -16,13 +16,13 @@ passed through each prior at ``σ = 5/255``, its PSNR against itself, the larges
 channel's mean (in 8-bit levels: a colour cast) and a **grid score**, the power of the change
 ``D(x) − x`` at the frequencies of an 8-pixel lattice (those of DRUNet's three stride-2 levels,
 DC excluded) over its mean power at all frequencies: about 1 for an unstructured change, large
-for a periodic grid texture. ``flat_region.png`` shows a zoomed crop of a flat region (the sky
-of ``rocket``) through each prior, with the change amplified.
+for a periodic grid texture. ``flat_region.png`` shows zoomed crops of flat regions (the skies
+of ``rocket`` and ``china``) through each prior, with the change amplified.
 
 Outputs in ``--out`` (default ``results/denoise``): ``denoise.md`` (printed), ``denoise.json``,
 ``flat_region.png``. Reproduce (about 6 minutes on 2 CPU cores)::
 
-    python benchmarks/denoise.py --compare weights/drunet_small_denoiser_v2.msgpack
+    python benchmarks/denoise.py --compare weights/previous/drunet_small_denoiser.msgpack
 """
 
 from __future__ import annotations
@@ -47,11 +47,31 @@ from suppa_jax import data, drunet
 LEVELS = (5, 15, 25, 50)  # σ·255
 IDENTITY_LEVEL = 5
 LATTICE = 8
-FLAT_REGION = ("photo:rocket", (slice(8, 72), slice(40, 104)))  # 64×64 of blue sky
+# 64×64 crops of sky: rocket's dark blue night sky and china's light blue haze.
+FLAT_REGIONS = (
+    ("photo:rocket", slice(0, 64), slice(150, 214)),
+    ("photo:china", slice(20, 84), slice(80, 144)),
+)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = ROOT / "weights" / "drunet_cpu_denoiser.msgpack"
 
 Denoiser = Callable[[np.ndarray, float], np.ndarray]
+
+
+def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def held_out(max_images: int = 0, crop: int = 0) -> data.ArraySource:
+    """The held-out photos (the first ``max_images``; all for 0), optionally their
+    ``crop × crop`` centre crops (for quick runs)."""
+    photos = data.held_out_photos()
+    count = max_images or len(photos)
+    images = [photos[i] for i in range(count)]
+    if crop:
+        images = [_centre_crop(image, crop) for image in images]
+    return data.ArraySource(images, [photos.name(i) for i in range(count)])
 
 
 def psnr(x: np.ndarray, reference: np.ndarray) -> float:
@@ -170,29 +190,30 @@ def denoising_table(
 
 
 def flat_region_figure(path: Path, priors: dict[str, Denoiser], photos: data.ImageSource) -> None:
-    """The sky crop of :data:`FLAT_REGION`, clean and through each prior at ``σ = 5/255``,
-    zoomed ×4, with the change ``D(x) − x`` amplified ×20 around mid-grey below."""
+    """The sky crops of :data:`FLAT_REGIONS`, clean and through each prior at ``σ = 5/255``,
+    zoomed, each with the change ``D(x) − x`` amplified ×20 around mid-grey below it."""
     from matplotlib.figure import Figure
 
-    name, (rows, cols) = FLAT_REGION
-    index = [photos.name(i) for i in range(len(photos))].index(name)
-    clean = photos[index].astype(np.float32) / 255
-    fig = Figure(figsize=(2.4 * (1 + len(priors)), 5.0), layout="constrained")
-    axes = fig.subplots(2, 1 + len(priors), squeeze=False)
-    panels = [("clean", clean, np.zeros_like(clean))]
-    for label, denoise in priors.items():
-        out = denoise(clean, IDENTITY_LEVEL / 255)
-        panels.append((f"{label}\n{psnr(out, clean):.2f} dB", out, out - clean))
-    for column, (title, image, change) in enumerate(panels):
-        axes[0, column].imshow(np.clip(image[rows, cols], 0, 1), interpolation="nearest")
-        axes[0, column].set_title(title, fontsize=8)
-        axes[1, column].imshow(
-            np.clip(0.5 + 20 * change[rows, cols], 0, 1), interpolation="nearest"
-        )
-        axes[1, column].set_title("change ×20" if column else "", fontsize=8)
-        for ax in axes[:, column]:
-            ax.set_axis_off()
-    fig.suptitle(f"{name}, 64×64 sky crop, σ = {IDENTITY_LEVEL}/255, no noise added", fontsize=9)
+    names = [photos.name(i) for i in range(len(photos))]
+    regions = [r for r in FLAT_REGIONS if r[0] in names]
+    fig = Figure(figsize=(2.3 * (1 + len(priors)), 4.6 * len(regions)), layout="constrained")
+    axes = fig.subplots(2 * len(regions), 1 + len(priors), squeeze=False)
+    for number, (name, rows, cols) in enumerate(regions):
+        clean = photos[names.index(name)].astype(np.float32) / 255
+        panels = [(f"{name}\nclean", clean, np.zeros_like(clean))]
+        for label, denoise in priors.items():
+            out = denoise(clean, IDENTITY_LEVEL / 255)
+            crop_psnr = psnr(out[rows, cols], clean[rows, cols])
+            panels.append((f"{label}\n{crop_psnr:.2f} dB on the crop", out, out - clean))
+        for column, (title, image, change) in enumerate(panels):
+            top, bottom = axes[2 * number, column], axes[2 * number + 1, column]
+            top.imshow(np.clip(image[rows, cols], 0, 1), interpolation="nearest")
+            top.set_title(title, fontsize=8)
+            bottom.imshow(np.clip(0.5 + 20 * change[rows, cols], 0, 1), interpolation="nearest")
+            bottom.set_title("D(x) − x, ×20" if column else "", fontsize=8)
+            top.set_axis_off()
+            bottom.set_axis_off()
+    fig.suptitle(f"64×64 sky crops through each prior at σ = {IDENTITY_LEVEL}/255", fontsize=9)
     fig.savefig(path, dpi=110)
 
 
@@ -253,17 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--levels", default=",".join(map(str, LEVELS)), help="σ·255, comma-separated"
     )
     parser.add_argument("--max_images", type=int, default=0, help="photos to use (0: all six)")
+    parser.add_argument("--crop", type=int, default=0, help="centre crops of this side (0: whole)")
     parser.add_argument("--no_classical", action="store_true", help="only the DRUNet priors")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/denoise"))
     args = parser.parse_args(argv)
 
-    photos = data.held_out_photos()
-    if args.max_images:
-        photos = data.ArraySource(
-            [photos[i] for i in range(args.max_images)],
-            [photos.name(i) for i in range(args.max_images)],
-        )
+    photos = held_out(args.max_images, args.crop)
     priors = {path.stem: drunet_denoiser(path) for path in [args.weights, *args.compare]}
     denoisers = dict(priors)
     if not args.no_classical:
@@ -278,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps({"rows": rows, "identity": identity, "seconds": seconds}, indent=2) + "\n"
     )
     written = ["denoise.md", "denoise.json"]
-    if FLAT_REGION[0] in [photos.name(i) for i in range(len(photos))]:
+    if {r[0] for r in FLAT_REGIONS} & {photos.name(i) for i in range(len(photos))}:
         flat_region_figure(args.out / "flat_region.png", priors, photos)
         written.append("flat_region.png")
     print(table)

@@ -169,7 +169,7 @@ def report(record: dict[str, Any]) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=Path(config.SMALL_DENOISER))
+    p.add_argument("--weights", type=Path, default=Path(config.CPU_DENOISER))
     p.add_argument("--crop", type=int, default=256, help="side of the held-out centre crops")
     p.add_argument("--size", choices=tuple(SIZES), default="paper", help="DRUNet for speed")
     p.add_argument("--batch", type=int, default=16)

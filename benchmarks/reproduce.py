@@ -1,13 +1,14 @@
 """The paper's comparison at CPU scale: SUPPA and its three rivals, the same budget, one table.
 
-For SR ×2 and Gaussian deblurring, starting from the shipped small denoiser
-(``weights/drunet_small_denoiser.msgpack``), each of ``suppa``, ``unrolled`` (K = 6, the
+For SR ×2 and Gaussian deblurring, starting from the shipped denoiser
+(``weights/drunet_cpu_denoiser.msgpack``), each of ``suppa``, ``unrolled`` (K = 6, the
 paper's), ``deq`` and ``jfb`` is fine-tuned by ``train.py``'s own loop
 (:func:`suppa_jax.trainer.train_and_evaluate`) with the task's CPU config
 (``configs/sr_x2_cpu.py``, ``configs/deblur_gaussian_cpu.py``): the same images, patches,
 batches, epochs, learning rates and forward cap for every method; only ``config.method``
-differs. Then the held-out sample images are restored, whole, by the baselines (bicubic or
-``initial(y)``, plug-and-play ADMM with the pre-trained denoiser) and by each fine-tuned model
+differs. Then the six held-out photos (:func:`suppa_jax.data.held_out_photos`) are restored,
+whole, by the baselines (bicubic or ``initial(y)``, Tikhonov, plug-and-play ADMM with the
+pre-trained denoiser) and by each fine-tuned model
 (best validation checkpoint, to convergence: cap 50, tolerance 1e-3), with the metrics of
 ``evaluate.py``.
 
@@ -107,7 +108,7 @@ def train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
 def evaluate_task(
     task: str, workdirs: dict[str, Path], out: Path, max_images: int = 0
 ) -> evaluation.Report:
-    """Baselines and every fine-tuned model on the held-out sample images, written to ``out``."""
+    """Baselines and every fine-tuned model on the held-out photos, written to ``out``."""
     models = {m: evaluation.load_model(str(w), task, log=None) for m, w in workdirs.items()}
     first = next(iter(models.values()))
     op = evaluation.operator(first.task_config)
@@ -170,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: sr2,deblur")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
     p.add_argument("--set", nargs="*", default=[], help="config overrides for every run")
-    p.add_argument("--max-images", type=int, default=0, help="held-out images (0: all 3)")
+    p.add_argument("--max-images", type=int, default=0, help="held-out photos (0: all 6)")
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "reproduce")
     p.add_argument("--out", type=Path, default=Path("results/reproduce"))
     return p

@@ -7,8 +7,8 @@ never trained on) are degraded as in evaluation and restored, whole, by
 * ``bicubic`` / ``initial(y)``: the starting estimate of ADMM;
 * ``Tikhonov``: the classical ``argmin ½‖y − Ax‖² + μ/2‖∇x‖²`` in closed form, ``μ`` of
   :data:`suppa_jax.evaluation.TIKHONOV_MU`;
-* ``PnP-ADMM (pre-trained)``: plug-and-play ADMM with the shipped small DRUNet denoiser
-  (``weights/drunet_small_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
+* ``PnP-ADMM (pre-trained)``: plug-and-play ADMM with the shipped DRUNet denoiser
+  (``weights/drunet_cpu_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
   to convergence (at most 50 iterations, tolerance 1e-3) with the noise level of
   :data:`suppa_jax.evaluation.PNP_SIGMA` (tuned on the training samples);
 * every fine-tuned model listed in :data:`MODELS` for the task (shipped: SUPPA, fine-tuned on
@@ -33,7 +33,7 @@ from suppa_jax import evaluation
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The shipped pre-trained denoiser behind the plug-and-play rows.
-DENOISER = ROOT / "weights" / "drunet_small_denoiser.msgpack"
+DENOISER = ROOT / "weights" / "drunet_cpu_denoiser.msgpack"
 
 #: The demo's tasks.
 TASKS = ("sr2", "deblur")

@@ -136,11 +136,13 @@ COLUMNS = {
     "psnr_y": "PSNR-Y (dB)",
     "ssim": "SSIM",
     "iterations": "iterations",
+    "drop": "worst drop (dB)",
 }
 
 METRICS_NOTE = (
     "psnr_rgb: RGB, no border crop; psnr_y: BT.601 luma, border = scale; ssim: dm_pix on RGB; "
-    "all on the float estimates, unclipped; means over images"
+    "all on the float estimates, unclipped; means over images; drop: how far the PSNR falls "
+    "below the starting estimate's at the worst iteration (0 if never), largest over images"
 )
 
 _PARAMS_SUFFIXES = (".msgpack", ".pth", ".pt")
@@ -686,13 +688,19 @@ def _measure(
     curve = None
     if restorer.iterative and solution.psnr is not None:
         curve = np.asarray(solution.psnr)[:, 0]
+    row["drop"] = 0.0 if curve is None else max(0.0, float(curve[0] - np.min(curve)))
     return row, curve, _to_uint8(solution.x[0])
 
 
 def _means(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> dict[str, dict]:
-    """The mean of every column of :data:`COLUMNS` per method, over the images."""
+    """Per method, over the images: the mean of every column of :data:`COLUMNS`, except
+    ``drop``, the largest."""
+
+    def summary(key: str, values: list[float]) -> float:
+        return float(np.max(values) if key == "drop" else np.mean(values))
+
     return {
-        m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in COLUMNS}
+        m: {k: summary(k, [r[k] for r in rows if r["method"] == m]) for k in COLUMNS}
         for m in methods
     }
 
@@ -777,8 +785,8 @@ def _scale_label(scale: int) -> str:
 
 
 def format_tables(report: Report) -> str:
-    """Markdown: the paper-shaped table (methods × datasets, mean RGB PSNR) and one table per
-    dataset with every metric."""
+    """Markdown: the paper-shaped table (methods × datasets, mean RGB PSNR); per dataset, a
+    table with every metric and one of the RGB PSNR of each image."""
     sr = report.scale > 1
     names = [d.name for d in report.datasets]
     head = ["Method", *(["Scale"] if sr else []), *names]
@@ -805,8 +813,15 @@ def format_tables(report: Report) -> str:
             m = d.means[method]
             lines.append(
                 f"| {method} | {m['psnr_rgb']:.2f} | {m['psnr_y']:.2f} | {m['ssim']:.4f} | "
-                f"{m['iterations']:.1f} |"
+                f"{m['iterations']:.1f} | {m['drop']:.2f} |"
             )
+        lines += ["", f"{d.name}, RGB PSNR (dB) per image:", ""]
+        lines += ["| image | " + " | ".join(report.methods) + " |"]
+        lines += ["|---|" + "---:|" * len(report.methods)]
+        psnrs = {(r["image"], r["method"]): r["psnr_rgb"] for r in d.rows}
+        for image in dict.fromkeys(r["image"] for r in d.rows):
+            cells = [f"{psnrs[image, m]:.2f}" for m in report.methods]
+            lines.append(f"| {image} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

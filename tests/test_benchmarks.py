@@ -223,3 +223,28 @@ def test_profile_accounts_for_the_wall_time(profile_rows):
             assert all(seconds[c] >= 0 for c in benchmark("profile_kernels").CATEGORIES)
         jax_busy = sum(row["jax"][c] for c in benchmark("profile_kernels").CATEGORIES)
         assert 0.5 * row["jax"]["wall"] <= jax_busy <= 2 * row["jax"]["wall"]  # 2 threads
+
+
+def test_grid_score_finds_periodic_texture(rng):
+    grid_score = benchmark("denoise").grid_score
+    noise = rng.standard_normal((64, 64, 3))
+    assert 0.5 < grid_score(noise) < 2
+    rows = np.arange(64)[:, None, None] * np.ones((1, 64, 3))
+    lattice = np.cos(2 * np.pi * rows / 8)
+    assert grid_score(0.1 * noise + lattice) > 50
+
+
+def test_denoise_benchmark_tabulates_every_denoiser(tmp_path, capsys):
+    weights = ROOT / "weights" / "drunet_cpu_denoiser.msgpack"
+    argv = ["--weights", str(weights), "--max_images", "1", "--crop", "64", "--levels", "25"]
+    assert benchmark("denoise").main([*argv, "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "denoise.json").read_text())
+    (row,) = record["rows"]
+    assert row["image"] == "photo:chelsea"
+    assert row["level"] == 25
+    for name in ("drunet_cpu_denoiser", "BM3D", "wavelet", "NLM"):
+        assert row[name] > row["noisy"] + 3, (name, row)
+    (identity,) = record["identity"]["drunet_cpu_denoiser"]
+    assert 25 < identity["psnr"] < 80
+    assert identity["colour_shift"] >= 0
+    assert "| BM3D |" in (tmp_path / "denoise.md").read_text()

@@ -11,7 +11,7 @@ from ml_collections import ConfigDict, config_flags
 
 from suppa_jax import admm, methods, operators
 from suppa_jax import config as cfg
-from suppa_jax.data import SAMPLE_SPLITS
+from suppa_jax.data import DeadLeaves, build_source
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PAPER = {
@@ -116,14 +116,20 @@ def test_cpu_variants_differ_from_paper_configs_only_in_the_documented_fields(cp
     kind = cpu["task.kind"]
     documented = cfg.cpu_overrides(kind)
     assert {path: cpu[path] for path in paper} == paper | documented
-    assert cpu["model.widths"] == (16, 32, 64, 64)
+    assert cpu["model.widths"] == (24, 48, 96, 192)
     assert cpu["model.num_blocks"] == 1
-    assert cpu["data.source"] == "samples"
+    assert cpu["data.source"] == cfg.CPU_DATA
+    assert cpu["data.eval_source"] == "deadleaves"  # never the photos evaluation reports
     assert cpu["train.batch_size"] <= 8
-    images = len(SAMPLE_SPLITS["train"])
-    steps = cpu["train.epochs"] * cpu["data.patches_per_image"] * images / cpu["train.batch_size"]
-    assert steps <= 10_000  # minutes on a 2-core CPU
-    assert cpu["model.init"] == ("" if kind == "denoise" else cfg.SMALL_DENOISER)
+    source = build_source(
+        cpu["data.source"],
+        "train",
+        deadleaves=DeadLeaves(size=8),
+        deadleaves_images=cpu["data.deadleaves_images"],
+    )
+    steps = cpu["train.epochs"] * cpu["data.patches_per_image"] * len(source)
+    assert steps / cpu["train.batch_size"] <= 5_000  # at most an hour on a 2-core CPU
+    assert cpu["model.init"] == ("" if kind == "denoise" else cfg.CPU_DENOISER)
     if kind != "denoise":
         assert cpu["admm.max_iters"] < paper["admm.max_iters"]
 
@@ -234,7 +240,11 @@ INVALID = [
     ({"data.source": "samples:x"}, "sr_x2.py", r"config\.data\.source must be"),
     ({"data.eval_source": "tfds:"}, "sr_x2.py", r"config\.data\.eval_source must be"),
     ({"data.train_split": "test"}, "sr_x2_cpu.py", r"config\.data\.train_split must be one of"),
-    ({"data.eval_split": "val"}, "sr_x2_cpu.py", r"config\.data\.eval_split must be one of"),
+    (
+        {"data.eval_source": "samples", "data.eval_split": "val"},
+        "sr_x2_cpu.py",
+        r"config\.data\.eval_split must be one of",
+    ),
     ({"data.eval_split": ""}, "sr_x2.py", r"config\.data\.eval_split must name a TFDS split"),
     ({"data.feature": ""}, "sr_x2.py", r"config\.data\.feature must be"),
     ({"data.patches_per_image": 0}, "sr_x2.py", r"config\.data\.patches_per_image must be >= 1"),

@@ -167,6 +167,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| bicubic | ×2 |" in printed
     assert "| SUPPA |" in printed
+    assert "RGB PSNR (dB) per image:" in printed
 
     report = json.loads((out / "results.json").read_text())
     assert report["task"] == "sr2"
@@ -185,6 +186,9 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
         assert dataset["mean"][method]["iterations"] == pytest.approx(np.mean(its))
         psnrs = [r["psnr_rgb"] for r in rows if r["method"] == method]
         assert dataset["mean"][method]["psnr_rgb"] == pytest.approx(np.mean(psnrs))
+        drops = [r["drop"] for r in rows if r["method"] == method]
+        assert min(drops) >= 0
+        assert dataset["mean"][method]["drop"] == pytest.approx(max(drops))
         # The curve starts at the bicubic estimate and ends at the reported estimate.
         assert curve[0] == pytest.approx(dataset["mean"]["bicubic"]["psnr_rgb"], abs=1e-4)
         assert curve[-1] == pytest.approx(np.mean(psnrs), abs=1e-4)
@@ -220,7 +224,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
     for name in ("results.md", "results.csv", "psnr_per_iteration.png", f"grid_{folder.name}.png"):
         assert (out / name).stat().st_size > 0
     csv_lines = (out / "results.csv").read_text().splitlines()
-    assert csv_lines[0] == "dataset,image,method,psnr_rgb,psnr_y,ssim,iterations"
+    assert csv_lines[0] == "dataset,image,method,psnr_rgb,psnr_y,ssim,iterations,drop"
     assert len(csv_lines) == 1 + 8 + 4
     assert "| Method | Scale |" in (out / "results.md").read_text()
 
