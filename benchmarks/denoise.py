@@ -295,8 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps({"rows": rows, "identity": identity, "seconds": seconds}, indent=2) + "\n"
     )
     written = ["denoise.md", "denoise.json"]
-    if {r[0] for r in FLAT_REGIONS} & {photos.name(i) for i in range(len(photos))}:
-        flat_region_figure(args.out / "flat_region.png", priors, photos)
+    if not args.max_images:  # the crops are in the whole photos, whatever --crop says
+        flat_region_figure(args.out / "flat_region.png", priors, data.held_out_photos())
         written.append("flat_region.png")
     print(table)
     print(f"Wrote {', '.join(written)} to {args.out}/")

@@ -102,13 +102,14 @@ __all__ = [
 #: deblurring (σ 2, 11×11, noise 0.01); 8-bit measurements (:func:`task_config`).
 TASKS = ("sr2", "sr3", "sr4", "deblur")
 
-#: The denoiser noise level of plug-and-play ADMM per task, for the shipped small denoiser
-#: (``weights/drunet_small_denoiser.msgpack``): the best mean PSNR of :data:`SIGMA_GRID` on
-#: 192×192 centre crops of the 13 *training* sample images (:func:`tune_pnp_sigma`, with
-#: ``ρ = 0.1·s²``, 50 iterations, tol 1e-3). Their mean PSNR there: sr2 33.75 dB, sr3 26.34,
-#: sr4 22.74, deblur 32.00 (the starting estimates: 35.00, 31.29, 29.40 and 27.56 dB). Below
-#: about 0.02 the iteration diverges on some images: this small prior is not non-expansive.
-PNP_SIGMA = {"sr2": 0.05, "sr3": 0.05, "sr4": 0.075, "deblur": 0.05}
+#: The denoiser noise level of plug-and-play ADMM per task, for the shipped prior
+#: (``weights/drunet_cpu_denoiser.msgpack``): the best mean PSNR of :func:`tune_pnp_sigma` on
+#: 192×192 centre crops of the 13 *training* sample images (``ρ = 0.1·s²``, 50 iterations,
+#: tol 1e-3), over σ ∈ {0.01, 0.015, 0.02, 0.03, 0.05} for sr2 (32.95, 33.27, 33.41, 33.41,
+#: 33.08 dB; bicubic 35.00) and {0.02, 0.03, 0.05, 0.075, 0.1} for deblur (31.87, 32.18, 32.10,
+#: 31.66, 31.23 dB; ``y`` 27.56). sr3 and sr4 keep the levels tuned for the previous prior
+#: (0.05, 0.075): not yet re-tuned. Plug-and-play with this prior stays below bicubic at sr2.
+PNP_SIGMA = {"sr2": 0.03, "sr3": 0.05, "sr4": 0.075, "deblur": 0.03}
 
 #: The gradient-penalty weight ``μ`` of the Tikhonov baseline per task
 #: (:func:`suppa_jax.classical.tikhonov`): the best mean PSNR of ``classical.MU_GRID`` on the

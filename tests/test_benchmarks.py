@@ -151,6 +151,7 @@ def test_reproduce_trains_evaluates_and_tabulates(tmp_path):
     overrides = [
         "train.epochs=1",
         "train.decay_epochs=1",
+        "data.source=samples",
         "data.patches_per_image=1",
         "data.max_eval_images=1",
         "data.eval_crop=64",
@@ -165,7 +166,13 @@ def test_reproduce_trains_evaluates_and_tabulates(tmp_path):
     assert run["memory_bytes"] > 0
     assert run["validation_psnr"]["start"] > 15
     table = (out / "reproduce.md").read_text()
-    for row in ("| bicubic |", "| PnP-ADMM (pre-trained) |", "| JFB |", "| `jfb` | 4 |"):
+    for row in (
+        "| bicubic |",
+        "| Tikhonov |",
+        "| PnP-ADMM (pre-trained) |",
+        "| JFB |",
+        "| `jfb` | 4 |",
+    ):
         assert row in table
     assert (out / "sr2" / "psnr_per_iteration.png").stat().st_size > 0
     again = benchmark("reproduce").main([*argv, "--workdir", str(runs), "--out", str(out)])
