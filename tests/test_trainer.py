@@ -43,6 +43,8 @@ def tiny_overrides(init_file: str, **changes) -> dict:
         "model.num_blocks": 1,
         "model.residual": False,
         "model.init": init_file,
+        "data.source": "samples",
+        "data.eval_source": "",
         "data.patch": 8,
         "data.patches_per_image": 1,
         "data.max_eval_images": 1,
