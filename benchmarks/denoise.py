@@ -42,7 +42,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make `suppa_jax` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from suppa_jax import data, drunet
+from suppa_jax import data, drunet, metrics
 
 LEVELS = (5, 15, 25, 50)  # σ·255
 IDENTITY_LEVEL = 5
@@ -75,9 +75,8 @@ def held_out(max_images: int = 0, crop: int = 0) -> data.ArraySource:
 
 
 def psnr(x: np.ndarray, reference: np.ndarray) -> float:
-    """RGB PSNR in dB of float images in [0, 1] (no clipping, no border crop)."""
-    mse = float(np.mean((np.asarray(x, np.float64) - reference) ** 2))
-    return 10 * np.log10(1.0 / mse)
+    """RGB PSNR in dB of one float image in [0, 1] (:func:`suppa_jax.metrics.psnr`)."""
+    return float(metrics.psnr(jnp.asarray(x, jnp.float32), jnp.asarray(reference, jnp.float32)))
 
 
 def drunet_denoiser(path: Path) -> Denoiser:

@@ -496,11 +496,11 @@ def parse_mixture(spec: str) -> list[tuple[float, str]]:
         entry = entry.strip()
         if not entry:
             raise ValueError(f"data source {spec!r} has an empty entry")
-        match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*\*\s*(.+)", entry)
-        weight, source = (float(entry.partition("*")[0]), match.group(2)) if match else (1, entry)
+        match = re.fullmatch(r"((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*(.+)", entry)
+        weight, source = (float(match.group(1)), match.group(2)) if match else (1.0, entry)
         if not weight > 0:
             raise ValueError(f"data source {spec!r}: the weight of {source!r} must be > 0")
-        entries.append((float(weight), source.strip()))
+        entries.append((weight, source.strip()))
     return entries
 
 

@@ -245,29 +245,33 @@ class Restorer:
     info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def initial_restorer(op: Operator) -> Restorer:
-    """The starting estimate ``x₀ = A.initial(y)``: ``bicubic`` upsampling, or ``initial(y)``
-    (``y`` itself) for deblurring."""
-    initial = jax.jit(op.initial)
+def _one_shot_restorer(
+    label: str, slug: str, estimate: Callable[[Array], Array], info: Mapping[str, Any] | None = None
+) -> Restorer:
+    """A non-iterative row: ``x = estimate(y)`` (jitted), zero iterations, no PSNR curve."""
+    estimate = jax.jit(estimate)
 
     def run(y: Array, gt: Array) -> admm.Solution:
         del gt
-        return admm.Solution(initial(y), jnp.zeros(y.shape[:-3], jnp.int32))
+        return admm.Solution(estimate(y), jnp.zeros(y.shape[:-3], jnp.int32))
 
-    label = "bicubic" if op.scale > 1 else "initial(y)"
-    return Restorer(label, "bicubic" if op.scale > 1 else "initial", run, iterative=False)
+    return Restorer(label, slug, run, iterative=False, info=info or {})
+
+
+def initial_restorer(op: Operator) -> Restorer:
+    """The starting estimate ``x₀ = A.initial(y)``: ``bicubic`` upsampling, or ``initial(y)``
+    (``y`` itself) for deblurring."""
+    if op.scale > 1:
+        return _one_shot_restorer("bicubic", "bicubic", op.initial)
+    return _one_shot_restorer("initial(y)", "initial", op.initial)
 
 
 def tikhonov_restorer(op: Operator, mu: float) -> Restorer:
     """The classical baseline ``argmin_x ½‖y − Ax‖² + μ/2‖∇x‖²`` (closed form,
     :func:`suppa_jax.classical.tikhonov`)."""
-    solve = jax.jit(classical.tikhonov)
-
-    def run(y: Array, gt: Array) -> admm.Solution:
-        del gt
-        return admm.Solution(solve(op, y, mu), jnp.zeros(y.shape[:-3], jnp.int32))
-
-    return Restorer("Tikhonov", "tikhonov", run, iterative=False, info={"mu": mu})
+    return _one_shot_restorer(
+        "Tikhonov", "tikhonov", lambda y: classical.tikhonov(op, y, mu), {"mu": mu}
+    )
 
 
 def pnp_restorer(
@@ -520,6 +524,14 @@ def centre_crops(source: data.ImageSource, size: int) -> np.ndarray:
     return np.stack(crops).astype(np.float32) / 255.0
 
 
+def _degrade_crops(
+    op: Operator, images: np.ndarray, noise_sigma: float, quantize: bool
+) -> dict[str, Array]:
+    """Measurements of ``(N, H, W, 3)`` tuning crops, as in evaluation (seeds ``0..N−1``)."""
+    batch = {"hr": images, "seed": np.arange(len(images), dtype=np.uint32)}
+    return data.degrade_batch(op, batch, noise_sigma, quantize)
+
+
 def tune_pnp_sigma(
     params: Params,
     op: Operator,
@@ -536,8 +548,7 @@ def tune_pnp_sigma(
 
     Returns the best ``σ`` and the mean PSNR of each. Tune on training images only.
     """
-    batch = {"hr": images, "seed": np.arange(len(images), dtype=np.uint32)}
-    measured = data.degrade_batch(op, batch, noise_sigma, quantize)
+    measured = _degrade_crops(op, images, noise_sigma, quantize)
     scores = {}
     for sigma in grid:
         solution = restore(params, measured["y"], op, sigma=sigma, max_iters=max_iters, tol=tol)
@@ -579,8 +590,7 @@ def tune_tikhonov_mu(task: str) -> tuple[float, dict[float, float]]:
     task_cfg = task_config(task)
     op = operator(task_cfg)
     crops = centre_crops(data.build_source("samples", "train"), 192)
-    batch = {"hr": crops, "seed": np.arange(len(crops), dtype=np.uint32)}
-    measured = data.degrade_batch(op, batch, task_cfg.noise_sigma, task_cfg.quantize)
+    measured = _degrade_crops(op, crops, task_cfg.noise_sigma, task_cfg.quantize)
     return classical.tune_mu(op, measured["y"], measured["gt"])
 
 
