@@ -16,7 +16,9 @@ PSNR-per-iteration curve under ``--out`` (default ``results/eval/<checkpoint>_<t
 See ``suppa_jax.evaluation`` and ``python evaluate.py --help``.
 """
 
+from suppa_jax import use_fast_xla_cpu_flags
 from suppa_jax.evaluation import main
 
 if __name__ == "__main__":
+    use_fast_xla_cpu_flags()
     raise SystemExit(main())

@@ -6,7 +6,7 @@
 
 Any config field can be overridden (``--config.train.lr=1e-5``). Running the same command again
 resumes from the latest checkpoint in ``--workdir``. Ctrl-C / SIGTERM save and exit cleanly.
-See ``suppa_jax.trainer`` for what is written where.
+See ``suppa_jax.training.loop`` for what is written where.
 """
 
 import sys
@@ -14,7 +14,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from suppa_jax import trainer
+from suppa_jax import use_fast_xla_cpu_flags
+from suppa_jax.training import loop
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs (resumed if present).")
@@ -27,9 +28,9 @@ def main(argv: list[str]) -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
     config = flags.FLAGS.config
-    trainer.initialize_distributed(config)
+    loop.initialize_distributed(config)
     try:
-        summary = trainer.train_and_evaluate(config, flags.FLAGS.workdir)
+        summary = loop.train_and_evaluate(config, flags.FLAGS.workdir)
     except (ValueError, FileNotFoundError, FloatingPointError) as error:
         sys.exit(f"train.py: {error}")
     print(
@@ -46,4 +47,5 @@ def _psnr(values: dict | None) -> str:
 
 
 if __name__ == "__main__":
+    use_fast_xla_cpu_flags()
     app.run(main)

@@ -22,14 +22,13 @@ of ``rocket`` and ``china``) through each prior, with the change amplified.
 Outputs in ``--out`` (default ``results/denoise``): ``denoise.md`` (printed), ``denoise.json``,
 ``flat_region.png``. Reproduce (about 6 minutes on 2 CPU cores)::
 
-    python benchmarks/denoise.py --compare weights/previous/drunet_small_denoiser.msgpack
+    python -m benchmarks.denoise --compare weights/previous/drunet_small_denoiser.msgpack
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,10 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make `suppa_jax` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from suppa_jax import data, drunet, metrics
+from suppa_jax import data, metrics
+from suppa_jax.models import weights
 
 LEVELS = (5, 15, 25, 50)  # σ·255
 IDENTITY_LEVEL = 5
@@ -81,7 +78,7 @@ def psnr(x: np.ndarray, reference: np.ndarray) -> float:
 
 def drunet_denoiser(path: Path) -> Denoiser:
     """``D(x, σ)`` of a DRUNet params file, jitted (one compilation per image size)."""
-    model, params = drunet.load_params(path)
+    model, params = weights.load_params(path)
     apply = jax.jit(lambda x, s: model.apply({"params": params}, x, s))
 
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:

@@ -25,11 +25,11 @@ device and versions) and ``memory.png`` (memory versus K, linear and log axes).
 Reproduce (paper size: DRUNet 64-128-256-512 with 4 blocks, 32.6M parameters; batch 16;
 96×96 HR patches; SR×2; 35 compilations, about 2 minutes on 2 CPU cores)::
 
-    python benchmarks/memory.py --task sr2
+    python -m benchmarks.memory --task sr2
 
 and a fast run (tiny DRUNet, batch 4, 48×48 patches)::
 
-    python benchmarks/memory.py --small
+    python -m benchmarks.memory --small
 """
 
 from __future__ import annotations
@@ -37,11 +37,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -53,13 +51,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make `suppa_jax` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from suppa_jax import admm, drunet, methods, training
-from suppa_jax import operators as ops
+from benchmarks import common
+from suppa_jax import methods, training
+from suppa_jax import physics as ops
+from suppa_jax.models import drunet
+from suppa_jax.solvers import admm
 
 GIB = 2**30
+ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
 ALL_KS = (1, 2, 4, 8, 16, 32, 50)
 ADMM_METHODS = ("suppa", "unrolled", "unrolled_remat", "deq", "jfb")
@@ -86,7 +85,7 @@ class Setup:
         return drunet.DRUNet(widths=self.widths, num_blocks=self.num_blocks)
 
     @property
-    def operator(self) -> ops.Operator:
+    def operator(self) -> ops.CirculantOperator:
         return make_operator(self.task)
 
     def batch_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -104,7 +103,7 @@ class Setup:
 # ---------------------------------------------------------------------------------- building
 
 
-def make_operator(task: str) -> ops.Operator:
+def make_operator(task: str) -> ops.CirculantOperator:
     """``sr2``/``sr3``/``sr4``: bicubic super-resolution; ``deblur``: Gaussian σ=2, 11×11."""
     if task == "deblur":
         return ops.Blur(ops.gaussian_kernel(2.0, 11))
@@ -113,7 +112,7 @@ def make_operator(task: str) -> ops.Operator:
     raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
 
 
-def method_settings(name: str, k: int, op: ops.Operator, **extra: Any) -> dict[str, Any]:
+def method_settings(name: str, k: int, op: ops.CirculantOperator, **extra: Any) -> dict[str, Any]:
     """Keyword settings of :func:`suppa_jax.methods.make` that put K iterations in ``name``."""
     settings: dict[str, Any] = {"rho": admm.reference_rho(op)}
     if name in ("unrolled", "unrolled_remat"):
@@ -239,9 +238,13 @@ def measured_peak(setup: Setup, name: str, k: int) -> int | None:
 
 def measure_in_subprocess(setup: Setup, name: str, k: int) -> dict[str, Any]:
     """:func:`measured_peak` in a fresh Python process (one per cell), errors recorded."""
-    argv = [sys.executable, str(Path(__file__).resolve()), *setup_argv(setup)]
+    argv = [sys.executable, "-m", "benchmarks.memory", *setup_argv(setup)]
     proc = subprocess.run(
-        [*argv, "--worker", f"{name}:{k}"], capture_output=True, text=True, check=False
+        [*argv, "--worker", f"{name}:{k}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode == 0:
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -267,19 +270,6 @@ def can_measure() -> bool:
 
 
 # ---------------------------------------------------------------------------------- reporting
-
-
-def environment() -> dict[str, Any]:
-    """The device and the versions that produced the numbers."""
-    device = jax.devices()[0]
-    return {
-        "platform": device.platform,
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "jax_version": jax.__version__,
-        "jaxlib_version": importlib.metadata.version("jaxlib"),
-        "python": platform.python_version(),
-    }
 
 
 def growth(cells: Sequence[dict[str, Any]], field: str = "peak_bytes") -> dict[str, float | None]:
@@ -311,7 +301,7 @@ def markdown_table(results: Sequence[dict[str, Any]], field: str = "peak_bytes")
     ks = sorted({r["k"] for r in results})
     scale, unit, digits = _unit([r.get(field) for r in results])
     header = ["method", *(f"K={k}" for k in ks), "spread K≥2", "slope (MiB/K)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name in names:
         cells = [r for r in results if r["method"] == name]
         by_k = {r["k"]: r.get(field) for r in cells}
@@ -321,8 +311,8 @@ def markdown_table(results: Sequence[dict[str, Any]], field: str = "peak_bytes")
         row += [_cell(None if by_k.get(k) is None else by_k[k] / scale, f".{digits}f") for k in ks]
         row += [_cell(None if spread is None else 100 * spread, ".1f") + "%" * (spread is not None)]
         row += [_cell(None if slope is None else slope / MIB, ".1f")]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + f"\n\nCells: {unit}."
+        rows.append(row)
+    return common.table(header, rows) + f"\n\nCells: {unit}."
 
 
 def title(record: dict[str, Any]) -> str:
@@ -434,7 +424,7 @@ def run(
         "params": count(params),
         "methods": list(method_names),
         "ks": list(ks),
-        "environment": environment(),
+        "environment": common.environment(),
         "measured": measure,
         "measured_note": CPU_NOTE if jax.devices()[0].platform == "cpu" else "",
         "peak_formula": "argument + output + temp - alias (bytes)",
@@ -448,10 +438,7 @@ def run(
 
 
 def write(record: dict[str, Any], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    text = report(record)
-    (out / "memory.md").write_text(text + "\n")
-    (out / "memory.json").write_text(json.dumps(record, indent=2) + "\n")
+    common.write_results(out, "memory", report(record), record)
     plot(record["results"], out / "memory.png", title(record))
 
 

@@ -3,11 +3,11 @@
 **PSNR.** Plug-and-play ADMM with a trained DRUNet (by default the shipped small denoiser) on
 ``crop × crop`` centre crops of the held-out sample images, for SR ×2 and Gaussian deblurring
 with the tasks' measurement noise and 8-bit quantisation, the evaluation protocol's stopping
-rule (cap 50, tolerance 1e-3) and the denoiser level of :data:`suppa_jax.evaluation.PNP_SIGMA`.
+rule (cap 50, tolerance 1e-3) and the denoiser level stored per task in :mod:`suppa_jax.tasks`.
 The same measurements are restored with the network in float32 and in bfloat16
-(:func:`suppa_jax.drunet.with_compute_dtype`: weights and activations in bfloat16, the FFT data
-step, ADMM variables and PSNR in float32). Reported: mean PSNR of each and the largest per-image
-|ΔPSNR|. The option is kept only where that stays within 0.05 dB.
+(:func:`suppa_jax.models.drunet.with_compute_dtype`: weights and activations in bfloat16, the FFT
+data step, ADMM variables and PSNR in float32). Reported: mean PSNR of each and the largest
+per-image |ΔPSNR|. The option is kept only where that stays within 0.05 dB.
 
 **Speed.** A DRUNet (paper size by default, random weights) on a batch of HR patches: forward,
 forward+backward of an MSE loss, and one SUPPA training step (:func:`suppa_jax.training.update`
@@ -18,17 +18,15 @@ matrix units it is slower (run it there only to check that the code works).
 Outputs, in ``--out`` (default ``results/precision``): ``precision.md`` (printed too) and
 ``precision.json``. Reproduce::
 
-    python benchmarks/precision.py                       # on a GPU: about 2 minutes
-    python benchmarks/precision.py --size small --crop 64 --repeats 2 --k 2   # CPU smoke run
+    python -m benchmarks.precision                       # on a GPU: about 2 minutes
+    python -m benchmarks.precision --size small --crop 64 --repeats 2 --k 2   # CPU smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,10 +36,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make `suppa_jax` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from suppa_jax import admm, config, data, drunet, evaluation, methods, metrics, training
+from benchmarks import common
+from suppa_jax import build, config, data, evaluation, methods, metrics, physics, tasks, training
+from suppa_jax.models import drunet
+from suppa_jax.models import weights as weight_files
+from suppa_jax.solvers import admm
 
 DTYPES = tuple(drunet.COMPUTE_DTYPES)
 TASKS = ("sr2", "deblur")
@@ -64,16 +63,16 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
 
 def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, Any]]:
     """Per task: PSNR of PnP-ADMM with the network in each compute dtype, same measurements."""
-    model, params = drunet.load_params(weights)
+    model, params = weight_files.load_params(weights)
     gt = jnp.asarray(evaluation.centre_crops(data.sample_images("validation"), crop))
     solve = jax.jit(admm.solve, static_argnames=("max_iters", "trace"))
     rows = []
     for task in TASKS:
         task_config = evaluation.task_config(task)
-        op = evaluation.operator(task_config).prepare(gt.shape[1:3])
+        op = build.build_operator(task_config).prepare(gt.shape[1:3])
         keys = jax.random.split(jax.random.key(seed), gt.shape[0])
         noise, quantize = task_config.noise_sigma, task_config.quantize
-        y = jax.vmap(lambda x, k: op.degrade(x, k, noise, quantize))(gt, keys)  # noqa: B023
+        y = jax.vmap(lambda x, k: physics.degrade(op, x, k, noise, quantize))(gt, keys)  # noqa: B023
         psnr = {}
         for dtype in DTYPES:
             apply = drunet.with_compute_dtype(
@@ -85,7 +84,7 @@ def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, 
                 op,
                 y,
                 rho=admm.reference_rho(op),
-                sigma=evaluation.PNP_SIGMA[task],
+                sigma=tasks.get_task(task).pnp_sigma,
                 max_iters=50,
                 tol=1e-3,
             )
@@ -108,8 +107,8 @@ def step_times(size: str, batch: int, patch: int, k: int, repeats: int) -> dict[
     model = drunet.DRUNet(**SIZES[size])
     x = jax.random.uniform(jax.random.key(1), (batch, patch, patch, 3))
     params = jax.jit(model.init)(jax.random.key(0), x[:1], 0.1)["params"]
-    op = evaluation.operator(evaluation.task_config("sr2")).prepare((patch, patch))
-    y = op.degrade(x, jax.random.key(2), 0.0, quantize=True)
+    op = build.build_operator(evaluation.task_config("sr2")).prepare((patch, patch))
+    y = physics.degrade(op, x, jax.random.key(2), 0.0, quantize=True)
     batch_data = {"y": y, "gt": x}
     optimizer = training.make_optimizer(lr=1e-4, scalar_lr=0.1)
     times: dict[str, dict[str, float]] = {}
@@ -192,8 +191,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     text = report(record)
-    (args.out / "precision.md").write_text(text + "\n")
-    (args.out / "precision.json").write_text(json.dumps(record, indent=2) + "\n")
+    common.write_results(args.out, "precision", text, record)
     print(text)
     return record
 

@@ -22,7 +22,7 @@ parallel region, so self times add up to the wall time). Both: per call, average
 
 Reproduce (about 2 minutes on 2 CPU cores)::
 
-    python benchmarks/profile_kernels.py
+    python -m benchmarks.profile_kernels
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import gzip
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -43,10 +42,7 @@ from typing import Any
 import jax
 import torch
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks import speed
+from benchmarks import common, speed
 
 CATEGORIES = ("convolutions", "layout copies", "elementwise and other")
 TORCH_COPIES = ("aten::copy_", "aten::clone", "aten::contiguous", "aten::_to_copy")
@@ -148,19 +144,14 @@ def profile_size(size: speed.Size, calls: int) -> list[dict[str, Any]]:
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     header = ["size", "pass", *CATEGORIES, "wall (profiled)"]
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
+    cells_by_row = []
     for r in rows:
         cells = [r["size"], r["pass"]]
         for key in (*CATEGORIES, "wall"):
             jax_s, torch_s = r["jax"][key], r["torch"][key]
             cells.append(f"{1e3 * jax_s:.1f} / {1e3 * torch_s:.1f} ({jax_s / torch_s:.2f})")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append("JAX ms / PyTorch ms per call (JAX/PyTorch).")
-    return "\n".join(lines)
+        cells_by_row.append(cells)
+    return common.table(header, cells_by_row) + "\n\nJAX ms / PyTorch ms per call (JAX/PyTorch)."
 
 
 def run(sizes: Sequence[str], calls: int, out: Path) -> dict[str, Any]:
@@ -175,8 +166,7 @@ def run(sizes: Sequence[str], calls: int, out: Path) -> dict[str, Any]:
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "profile.md").write_text(markdown(rows) + "\n")
-    (out / "profile.json").write_text(json.dumps(record, indent=2) + "\n")
+    common.write_results(out, "profile", markdown(rows), record)
     return record
 
 

@@ -3,7 +3,7 @@
 For SR ×2 and Gaussian deblurring, starting from the shipped denoiser
 (``weights/drunet_cpu_denoiser.msgpack``), each of ``suppa``, ``unrolled`` (K = 6, the
 paper's), ``deq`` and ``jfb`` is fine-tuned by ``train.py``'s own loop
-(:func:`suppa_jax.trainer.train_and_evaluate`) with the task's CPU config
+(:func:`suppa_jax.loop.train_and_evaluate`) with the task's CPU config
 (``configs/sr_x2_cpu.py``, ``configs/deblur_gaussian_cpu.py``): the same images, patches,
 batches, epochs, learning rates and forward cap for every method; only ``config.method``
 differs. Then the six held-out photos (:func:`suppa_jax.data.held_out_photos`) are restored,
@@ -23,7 +23,7 @@ Runs are kept in ``--workdir`` (default ``runs/reproduce/<task>_<method>``); a f
 not retrained (its recorded time is reused) and an interrupted one resumes. Reproduce (25
 minutes on 2 CPU cores)::
 
-    python benchmarks/reproduce.py
+    python -m benchmarks.reproduce
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,12 +40,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-if __package__ in (None, ""):  # run as a script: make `suppa_jax` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks import memory
+from benchmarks import common, memory
+from suppa_jax import build, data, evaluation, tasks, training
 from suppa_jax import config as config_lib
-from suppa_jax import data, evaluation, trainer, training
+from suppa_jax.training import loop
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"sr2": ("sr", 2), "deblur": ("deblur", 1)}
@@ -67,12 +64,12 @@ def task_config(task: str, method: str, overrides: dict[str, Any]) -> ml_collect
 
 def step_memory(config: ml_collections.ConfigDict) -> int:
     """Peak bytes of one compiled training step of ``config`` (argument + output + temp − alias)."""
-    op, model = trainer.build_operator(config.task), trainer.build_model(config)
-    method = trainer.build_method(config, model, op)
+    op, model = build.build_operator(config.task), build.build_model(config)
+    method = build.build_method(config, model, op)
     optimizer = training.make_optimizer(
         lr=config.train.lr, scalar_lr=config.train.scalar_lr, admm_lr=config.train.admm_lr
     )
-    params = trainer.initial_params(config, model)
+    params = build.initial_params(config, model)
     state = jax.eval_shape(functools.partial(training.init_state, method, optimizer), params)
     hr, batch = config.data.patch * config.task.scale, config.train.batch_size
     shapes = {"y": (batch, config.data.patch, config.data.patch, 3), "gt": (batch, hr, hr, 3)}
@@ -88,7 +85,7 @@ def train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     if record.exists():
         return json.loads(record.read_text())
     start = time.perf_counter()
-    summary = trainer.train_and_evaluate(config, workdir)
+    summary = loop.train_and_evaluate(config, workdir)
     if summary.get("interrupted"):
         raise SystemExit(f"{workdir}: training was interrupted; run again to resume")
     result = {
@@ -111,12 +108,12 @@ def evaluate_task(
     """Baselines and every fine-tuned model on the held-out photos, written to ``out``."""
     models = {m: evaluation.load_model(str(w), task, log=None) for m, w in workdirs.items()}
     first = next(iter(models.values()))
-    op = evaluation.operator(first.task_config)
+    op = build.build_operator(first.task_config)
     pretrained = evaluation.load_denoiser(first.pretrained)
-    pnp_sigma = evaluation.PNP_SIGMA[task]
+    pnp_sigma = tasks.get_task(task).pnp_sigma
     restorers = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, evaluation.TIKHONOV_MU[task]),
+        evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
         evaluation.pnp_restorer(pretrained, op, sigma=pnp_sigma),
         *(model.restorer for model in models.values()),
     ]
@@ -182,17 +179,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about optional metadata files
-    tasks, methods = args.tasks.split(","), args.methods.split(",")
-    for name, allowed, given in (("task", TASKS, tasks), ("method", METHODS, methods)):
+    task_names, method_names = args.tasks.split(","), args.methods.split(",")
+    for name, allowed, given in (("task", TASKS, task_names), ("method", METHODS, method_names)):
         if unknown := [g for g in given if g not in allowed]:
             raise SystemExit(f"unknown {name}(s) {unknown}; choose from {list(allowed)}")
     overrides = parse_overrides(args.set)
     start = time.perf_counter()
     record: dict[str, Any] = {"overrides": overrides, "tasks": {}}
     sections = []
-    for task in tasks:
+    for task in task_names:
         runs, workdirs = {}, {}
-        for method in methods:
+        for method in method_names:
             config = task_config(task, method, overrides)
             workdirs[method] = args.workdir.resolve() / f"{task}_{method}"
             print(f"[{task}] training {method} in {workdirs[method]}", flush=True)
@@ -205,8 +202,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
     text = "\n\n".join(sections)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "reproduce.md").write_text(text + "\n")
-    (args.out / "reproduce.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    common.write_results(args.out, "reproduce", text, record)
     print(text)
     print(
         f"\nWrote {args.out}/reproduce.{{md,json}} and {args.out}/<task>/ in "

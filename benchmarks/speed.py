@@ -10,7 +10,7 @@ frameworks (PyTorch: :mod:`benchmarks.torch_reference`):
   (:func:`suppa_jax.training.update` jitted with the state donated, as in the README; PyTorch:
   :func:`benchmarks.torch_reference.suppa_step`);
 * ``restore``: ADMM restoration of one 256×256 image (SR ×2, LR 128×128) for a fixed number of
-  iterations (tolerance 0, so both do the same work): :func:`suppa_jax.admm.solve` jitted;
+  iterations (tolerance 0, so both do the same work): :func:`suppa_jax.solvers.admm.solve` jitted;
   PyTorch :func:`benchmarks.torch_reference.restore`.
 
 How: each function is called once to warm up (JAX: compilation; its time is reported), then the
@@ -43,7 +43,7 @@ Outputs, in ``--out`` (default ``results/speed``): ``speed.md`` (the table, also
 
 Reproduce (about 10 minutes on 2 CPU cores; ``--sizes small`` takes about 3)::
 
-    python benchmarks/speed.py
+    python -m benchmarks.speed
 """
 
 from __future__ import annotations
@@ -51,10 +51,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib.metadata
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -67,11 +64,11 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks import common
 from benchmarks import torch_reference as ref
-from suppa_jax import admm, drunet, methods, operators, training
+from suppa_jax import methods, physics, training
+from suppa_jax.models import drunet, weights
+from suppa_jax.solvers import admm
 
 SCALE = 2  # SR ×2 for the training step and the restoration
 SIGMA = 0.1
@@ -266,7 +263,7 @@ class Nets:
         self.torch_net = self.torch_net.to(device, memory_format=memory_format)
         self.memory_format = memory_format
         self.model = drunet.DRUNet(size.widths, size.num_blocks)
-        self.params = drunet.params_from_torch(self.state_dict)
+        self.params = weights.params_from_torch(self.state_dict)
 
     def apply(self, params: Any, x: jax.Array, sigma: Any) -> jax.Array:
         return self.model.apply({"params": params}, x, sigma)
@@ -345,11 +342,13 @@ def drunet_workloads(size: Size, nets: Nets) -> list[Workload]:
     ]
 
 
-def sr_problem(batch: int, side: int, seed: int) -> tuple[operators.Operator, np.ndarray, ...]:
+def sr_problem(
+    batch: int, side: int, seed: int
+) -> tuple[physics.CirculantOperator, np.ndarray, ...]:
     """``(op, gt, y)``: SR ×2 of photo crops, 8-bit measurements (the training setting)."""
-    op = operators.SuperResolution(SCALE)
+    op = physics.SuperResolution(SCALE)
     gt = photo_crops(batch, side, seed)
-    y = np.asarray(op.degrade(jnp.asarray(gt), jax.random.key(seed), 0.0, quantize=True))
+    y = np.asarray(physics.degrade(op, jnp.asarray(gt), jax.random.key(seed), 0.0, quantize=True))
     return op, gt, y
 
 
@@ -428,17 +427,12 @@ def workloads(size: Size, nets: Nets, ks: Sequence[int]) -> list[Workload]:
 def environment(device: torch.device) -> dict[str, Any]:
     """Machine, versions, threads and the environment variables that change speed."""
     return {
+        **common.environment(),
         "torch_device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "jax_version": jax.__version__,
-        "jaxlib_version": importlib.metadata.version("jaxlib"),
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_mkldnn": torch.backends.mkldnn.is_available(),
-        "jax_device": str(jax.devices()[0].device_kind),
-        "python": platform.python_version(),
         "env": {k: os.environ[k] for k in ENV_KNOBS if k in os.environ},
     }
 
@@ -462,7 +456,7 @@ def markdown_table(results: Sequence[dict[str, Any]], peak: float) -> str:
         "PyTorch GFLOP/s",
         "PyTorch % peak",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for r in results:
         med, low = r["median_seconds"], r["min_seconds"]
         gflops = {k: r["flops"] / med[k] / 1e9 for k in med}
@@ -479,8 +473,8 @@ def markdown_table(results: Sequence[dict[str, Any]], peak: float) -> str:
             f"{gflops['torch']:.0f}",
             f"{100 * gflops['torch'] / peak:.0f}%",
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return common.table(header, rows)
 
 
 def report(record: dict[str, Any]) -> str:
@@ -544,7 +538,7 @@ def run_size(
         "torch_memory_format": memory_format,
         "widths": list(size.widths),
         "repeats": repeats,
-        "params": drunet.count_params(nets.params),
+        "params": weights.count_params(nets.params),
     }
     return rows, info
 
@@ -579,8 +573,7 @@ def run(
         "wall_seconds": round(time.perf_counter() - start, 1),
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.md").write_text(report(record) + "\n")
-    (out / "speed.json").write_text(json.dumps(record, indent=2) + "\n")
+    common.write_results(out, "speed", report(record), record)
     return record
 
 

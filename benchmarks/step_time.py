@@ -29,7 +29,7 @@ Compare methods on the accelerator you train on.
 
 Reproduce (about 3 minutes on 2 CPU cores; the same K for all: ``--tol 0 --max-iters 6``)::
 
-    python benchmarks/step_time.py
+    python -m benchmarks.step_time
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -48,11 +47,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks import memory
-from suppa_jax import admm, methods, training
+from benchmarks import common, memory
+from suppa_jax import methods, physics, training
+from suppa_jax.solvers import admm
 
 UNROLLED = ("unrolled", "unrolled_remat")
 CPU_NOTE = (
@@ -110,7 +107,7 @@ def make_batch(setup: memory.Setup, seed: int) -> dict[str, jax.Array]:
     """Ground-truth patches and their measurements (deblurring: noise 0.01, as in the paper)."""
     gt = jnp.asarray(sample_patches(setup, seed))
     noise = 0.01 if setup.task == "deblur" else 0.0
-    y = setup.operator.degrade(gt, jax.random.key(seed + 1), noise_sigma=noise)
+    y = physics.degrade(setup.operator, gt, jax.random.key(seed + 1), noise_sigma=noise)
     return {"y": y, "gt": gt}
 
 
@@ -174,7 +171,7 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
     header = ["method", "K", "forward iterations", "median step (ms)", "IQR (ms)", "min (ms)"]
     header += ["× unrolled"] if base else []
     header += ["first call (s)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for r in results:
         row = [
             f"`{r['method']}`",
@@ -186,8 +183,8 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
         ]
         row += [f"{r['median_seconds'] / base:.2g}"] if base else []
         row += [f"{r['first_call_seconds']:.1f}"]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return common.table(header, rows)
 
 
 def report(record: dict[str, Any]) -> str:
@@ -238,13 +235,12 @@ def run(
         "iterations": dataclasses.asdict(iterations),
         "repeats": repeats,
         "seed": seed,
-        "environment": memory.environment(),
+        "environment": common.environment(),
         "results": results,
     }
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "step_time.md").write_text(report(record) + "\n")
-    (out / "step_time.json").write_text(json.dumps(record, indent=2) + "\n")
+    common.write_results(out, "step_time", report(record), record)
     return record
 
 

@@ -1,6 +1,7 @@
 """The SUPPA pipeline in plain PyTorch: the reference ``suppa_jax`` is checked and timed against.
 
-Everything here is written from the specification (DESIGN.md §3–§6), independently of the JAX
+Everything here is written from the formulas (forward model, closed-form data step, ADMM, losses:
+the docstrings of suppa_jax.physics, solvers and methods state them), independently of the JAX
 code, the way a careful PyTorch user would write it for a CPU: NCHW tensors (or channels-last
 memory format, an option), no autograd graph where none is needed (``torch.inference_mode`` /
 ``torch.no_grad``), loop-invariant spectra computed once per problem, and the thread count set by
@@ -10,7 +11,7 @@ only; the library does not import it.
 Contents (all tensors float32, images ``(N, C, H, W)``):
 
 * :class:`TorchDRUNet`: DPIR's ``UNetRes``; its ``state_dict()`` keys are those of
-  ``drunet_color.pth``, so :func:`suppa_jax.drunet.params_to_torch` loads into it.
+  ``drunet_color.pth``, so :func:`suppa_jax.weights.params_to_torch` loads into it.
 * :class:`FourierOperator`: ``A x = (k ⊛ x)[s·i, s·j]`` with circular convolution; its exact data
   step ``argmin_x ½‖y − A x‖² + ρ/2‖x − z‖²`` in closed form (Zhao et al. 2016 for ``s > 1``;
   a real FFT for ``s = 1``), and the initial estimate (bicubic upsampling, or ``y``).

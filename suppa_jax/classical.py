@@ -3,13 +3,13 @@
     x̂ = argmin_x ½‖y − A x‖² + μ/2 ‖∇x‖²,    ∇ = circular forward differences along H and W
 
 ``‖∇x‖² = xᵀ DᵀD x`` with ``DᵀD`` circulant of spectrum ``|D|²[k, l] = 4 sin²(πk/H) +
-4 sin²(πl/W)``, so :meth:`suppa_jax.operators.Operator.quadratic_solve` gives ``x̂`` exactly
+4 sin²(πl/W)``, so :meth:`suppa_jax.physics.CirculantOperator.quadratic_solve` gives ``x̂`` exactly
 for every operator here (a Wiener-type filter for deblurring, its aliasing-aware counterpart
 for super-resolution). ``DᵀD`` is singular at DC only, where the data term decides; a floor of
 ``1e-6·μ`` there keeps the division finite and moves ``x̂`` by a relative ``≈ 1e-6``.
 
 ``μ`` is the one free parameter: :func:`tune_mu` picks it from a grid by mean PSNR on training
-images, and :data:`suppa_jax.evaluation.TIKHONOV_MU` stores the values tuned for each task.
+images, and :mod:`suppa_jax.tasks` stores the values tuned for each named task.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from suppa_jax import metrics
-from suppa_jax.operators import Operator
+from suppa_jax.physics.circulant import CirculantOperator
 
 __all__ = ["MU_GRID", "gradient_power", "tikhonov", "tune_mu"]
 
@@ -39,7 +39,7 @@ def gradient_power(shape: tuple[int, int], dtype: jnp.dtype = jnp.float32) -> ja
     return rows[:, None] + cols[None, :]
 
 
-def tikhonov(op: Operator, y: jax.Array, mu: float | jax.Array) -> jax.Array:
+def tikhonov(op: CirculantOperator, y: jax.Array, mu: float | jax.Array) -> jax.Array:
     """``argmin_x ½‖y − A x‖² + μ/2‖∇x‖²`` for measurements ``y`` of shape ``(..., h, w, C)``.
 
     Pure and jittable; ``mu > 0`` a scalar.
@@ -51,7 +51,7 @@ def tikhonov(op: Operator, y: jax.Array, mu: float | jax.Array) -> jax.Array:
 
 
 def tune_mu(
-    op: Operator, y: jax.Array, gt: jax.Array, grid: Sequence[float] = MU_GRID
+    op: CirculantOperator, y: jax.Array, gt: jax.Array, grid: Sequence[float] = MU_GRID
 ) -> tuple[float, dict[float, float]]:
     """The ``μ`` of ``grid`` with the best mean PSNR of :func:`tikhonov` on ``(y, gt)``
     (a batch of training images and their measurements), and the mean PSNR of each."""

@@ -9,9 +9,9 @@ Usage::
 The input is read with ``torch.load(..., map_location="cpu", weights_only=True)``; it may be a
 bare state dict or one nested under a ``state_dict`` or ``params`` key. The architecture
 (widths, blocks, channels) is inferred from the tensor shapes, and the output is the
-self-describing msgpack file of :func:`suppa_jax.drunet.save_params`, read back with
-:func:`suppa_jax.drunet.load_params`. A ``train.py`` workdir as input exports the denoiser of
-its best validation checkpoint. Errors name the file or key and exit with status 2.
+self-describing msgpack file of :func:`suppa_jax.models.weights.save_params`, read back with
+:func:`suppa_jax.models.weights.load_params`. A ``train.py`` workdir as input exports the
+denoiser of its best validation checkpoint. Errors name the file or key and exit with status 2.
 """
 
 from __future__ import annotations
@@ -21,44 +21,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from suppa_jax.drunet import count_params, model_from_params, params_from_torch, save_params
-
-_NESTED_KEYS = ("state_dict", "params")
-
-
-def read_state_dict(path: str) -> Mapping[str, Any]:
-    """The state dict stored in a ``.pth`` file (bare, or under ``state_dict``/``params``).
-
-    Raises:
-      ValueError: naming ``path`` when torch is missing, the file cannot be read, or it holds
-        no mapping of names to tensors.
-    """
-    try:
-        import torch
-    except ImportError as err:
-        raise ValueError(
-            f"{path}: reading .pth files needs PyTorch; install it with `pip install torch`"
-        ) from err
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load raises many types (OSError, pickle, zip, runtime)
-        raise ValueError(
-            f"{path}: cannot read a PyTorch file ({type(err).__name__}: {err})"
-        ) from err
-    for key in _NESTED_KEYS:
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a state dict, found {type(obj).__name__}")
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"{path}: {key!r} is a {type(value).__name__}, not a tensor")
-    return obj
+from suppa_jax.models.weights import (
+    count_params,
+    model_from_params,
+    params_from_torch,
+    read_state_dict,
+    save_params,
+)
+from suppa_jax.training.checkpoints import best_trainable
+from suppa_jax.xla import use_fast_xla_cpu_flags
 
 
 def _best_denoiser(workdir: str) -> Mapping[str, Any]:
-    from suppa_jax.trainer import best_trainable  # heavy imports only for this path
-
     try:
         return best_trainable(workdir)[1]["denoiser"]
     except FileNotFoundError as err:
@@ -100,4 +74,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_fast_xla_cpu_flags()
     raise SystemExit(main())

@@ -6,11 +6,11 @@ never trained on) are degraded as in evaluation and restored, whole, by
 
 * ``bicubic`` / ``initial(y)``: the starting estimate of ADMM;
 * ``Tikhonov``: the classical ``argmin ½‖y − Ax‖² + μ/2‖∇x‖²`` in closed form, ``μ`` of
-  :data:`suppa_jax.evaluation.TIKHONOV_MU`;
+  :mod:`suppa_jax.tasks` (tuned on the training samples);
 * ``PnP-ADMM (pre-trained)``: plug-and-play ADMM with the shipped DRUNet denoiser
   (``weights/drunet_cpu_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
   to convergence (at most 50 iterations, tolerance 1e-3) with the noise level of
-  :data:`suppa_jax.evaluation.PNP_SIGMA` (tuned on the training samples);
+  :mod:`suppa_jax.tasks` (tuned on the training samples);
 * every fine-tuned model listed in :data:`MODELS` for the task (shipped: SUPPA, fine-tuned on
   the CPU by ``benchmarks/reproduce.py``).
 
@@ -28,7 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from suppa_jax import evaluation
+from suppa_jax import build, evaluation, tasks
+from suppa_jax.xla import use_fast_xla_cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,13 +52,12 @@ MODELS: dict[str, tuple[str, ...]] = {
 def restorers(task: str) -> list[evaluation.Restorer]:
     """The rows of ``task``: the starting estimate, PnP-ADMM with :data:`DENOISER`, and the
     models of :data:`MODELS`."""
-    op = evaluation.operator(evaluation.task_config(task))
+    op = build.build_operator(evaluation.task_config(task))
+    named = tasks.get_task(task)
     rows = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, evaluation.TIKHONOV_MU[task]),
-        evaluation.pnp_restorer(
-            evaluation.load_denoiser(DENOISER), op, sigma=evaluation.PNP_SIGMA[task]
-        ),
+        evaluation.tikhonov_restorer(op, named.tikhonov_mu),
+        evaluation.pnp_restorer(evaluation.load_denoiser(DENOISER), op, sigma=named.pnp_sigma),
     ]
     for checkpoint in MODELS.get(task, ()):
         rows.append(evaluation.load_model(str(ROOT / checkpoint), task).restorer)
@@ -79,7 +79,7 @@ def run_task(task: str, out: Path) -> evaluation.Report:
         "metrics": evaluation.METRICS_NOTE,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    scale = evaluation.operator(task_cfg).scale
+    scale = build.build_operator(task_cfg).scale
     report = evaluation.Report(task, scale, [r.label for r in rows], results, settings)
     evaluation.write_report(report, out)
     return report
@@ -122,4 +122,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_fast_xla_cpu_flags()
     raise SystemExit(main())

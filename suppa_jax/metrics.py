@@ -1,6 +1,6 @@
 """Image-quality metrics on float images in [0, 1], one value per image.
 
-Conventions (DESIGN §8):
+Conventions (the paper reports the first; the SR literature the second):
 
 * :func:`psnr` is the paper's protocol: RGB, no border crop, peak 1.
 * :func:`psnr_y` is the super-resolution literature's: the BT.601 luma of :func:`rgb_to_y`

@@ -11,6 +11,10 @@ import jax
 import numpy as np
 import pytest
 
+import suppa_jax
+
+# As the entry points do: before the first JAX computation.
+suppa_jax.use_fast_xla_cpu_flags()
 jax.config.update(
     "jax_compilation_cache_dir",
     os.environ.get("JAX_COMPILATION_CACHE_DIR", os.path.expanduser("~/.cache/suppa_jax/xla")),

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from jax.tree_util import Partial
 
-from suppa_jax import admm, metrics
-from suppa_jax import operators as ops
+from suppa_jax import metrics
+from suppa_jax import physics as ops
+from suppa_jax.solvers import admm, fixed_point
 
 SIZE = 12
 
@@ -24,7 +25,7 @@ def curved(x, sigma):
     return x / (1.0 + sigma * x**2)
 
 
-def dense(op: ops.Operator, channels: int = 1) -> np.ndarray:
+def dense(op: ops.CirculantOperator, channels: int = 1) -> np.ndarray:
     """The matrix of ``op.forward`` on ``SIZE × SIZE × channels`` images (float64)."""
     n = SIZE * SIZE * channels
     basis = np.eye(n).reshape(n, SIZE, SIZE, channels)
@@ -86,7 +87,7 @@ def _python_loop(op, y, rho, sigma, tol, max_iters):
     state = admm.init(op, y)
     for k in range(1, max_iters + 1):
         new = admm.step(shrink, op, y, state, rho, sigma)
-        change = float(admm.relative_change(new.x, state.x))
+        change = float(fixed_point.relative_change(new.x, state.x))
         state = new
         if change < tol:
             return state.x, k
@@ -172,13 +173,15 @@ def test_anderson_reaches_the_same_fixed_point_faster():
     contractive = lambda x, sigma: 0.5 * x / (1 + sigma) + 0.3 * jnp.tanh(x)  # noqa: E731
     f = lambda s: admm.step(contractive, op, y, s, 0.4, 0.1)  # noqa: E731
     start = admm.init(op, y)
-    plain, plain_iters, _ = jax.jit(lambda s: admm.iterate(f, s, max_iters=300, tol=1e-6))(start)
-    fast, fast_iters = jax.jit(lambda s: admm.anderson(f, s, max_iters=300, tol=1e-6))(start)
+    plain, plain_iters, _ = jax.jit(lambda s: fixed_point.iterate(f, s, max_iters=300, tol=1e-6))(
+        start
+    )
+    fast, fast_iters = jax.jit(lambda s: fixed_point.anderson(f, s, max_iters=300, tol=1e-6))(start)
     assert np.all(np.asarray(fast_iters) < np.asarray(plain_iters))
     assert np.all(np.asarray(plain_iters) < 300)
     np.testing.assert_allclose(fast.x, plain.x, atol=1e-4)
     residual = f(fast)
-    assert float(jnp.max(admm.relative_change(residual.x, fast.x))) < 1e-5
+    assert float(jnp.max(fixed_point.relative_change(residual.x, fast.x))) < 1e-5
     assert float(jnp.max(jnp.abs(residual.u - fast.u))) < 1e-4
 
 
@@ -188,8 +191,8 @@ def test_anderson_with_memory_one_is_plain_iteration():
     y = jnp.asarray(rng.random((SIZE, SIZE, 3)), jnp.float32)
     f = lambda s: admm.step(curved, op, y, s, 0.4, 0.5)  # noqa: E731
     start = admm.init(op, y)
-    plain, plain_iters, _ = admm.iterate(f, start, max_iters=7, tol=0.0)
-    one, one_iters = admm.anderson(f, start, max_iters=7, tol=0.0, memory=1)
+    plain, plain_iters, _ = fixed_point.iterate(f, start, max_iters=7, tol=0.0)
+    one, one_iters = fixed_point.anderson(f, start, max_iters=7, tol=0.0, memory=1)
     assert int(one_iters) == int(plain_iters) == 7
     np.testing.assert_allclose(one.x, plain.x, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(one.u, plain.u, rtol=1e-5, atol=1e-6)
@@ -198,7 +201,7 @@ def test_anderson_with_memory_one_is_plain_iteration():
 def test_restore_is_solve_with_the_drunet_of_the_params():
     """The one-liner equals solve() with Partial(model.apply, ...) across a jit boundary."""
     import suppa_jax
-    from suppa_jax import drunet
+    from suppa_jax.models import drunet
 
     model = drunet.DRUNet(widths=(8, 16, 16, 16), num_blocks=1)
     y = np.random.default_rng(9).random((2, 7, 9, 3)).astype(np.float32)  # HR 14×18

@@ -7,7 +7,6 @@ The memory benchmark runs once (module fixture) for SUPPA and explicit unrolling
 import dataclasses
 import importlib
 import json
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -30,9 +29,7 @@ BYTE_FIELDS = (
 
 
 def benchmark(name: str) -> ModuleType:
-    """``benchmarks.<name>``, importable however pytest was started (scripts, not a package)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    """The module ``benchmarks.<name>`` (the repository root is on pytest's path)."""
     return importlib.import_module(f"benchmarks.{name}")
 
 

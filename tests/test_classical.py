@@ -4,13 +4,13 @@ import jax
 import numpy as np
 import pytest
 
-from suppa_jax import classical, evaluation
-from suppa_jax import operators as ops
+from suppa_jax import classical, evaluation, tasks
+from suppa_jax import physics as ops
 
 SIZE = 12
 
 
-def _dense(op: ops.Operator) -> np.ndarray:
+def _dense(op: ops.CirculantOperator) -> np.ndarray:
     basis = np.eye(SIZE * SIZE).reshape(-1, SIZE, SIZE, 1)
     return np.stack([np.ravel(op.forward(b)) for b in basis], axis=1)
 
@@ -61,9 +61,10 @@ def test_tune_mu_picks_the_best_of_the_grid(rng):
     assert len(set(scores.values())) == 3
 
 
-@pytest.mark.parametrize("task", evaluation.TASKS)
+@pytest.mark.parametrize("task", tasks.task_names())
 def test_stored_tikhonov_weights_are_the_tuned_ones(task):
-    """TIKHONOV_MU is what tuning on the training samples gives (never the evaluation images)."""
+    """The stored tikhonov_mu is what tuning on the training samples gives (never the evaluation
+    images)."""
     best, scores = evaluation.tune_tikhonov_mu(task)
-    assert evaluation.TIKHONOV_MU[task] == pytest.approx(best)
+    assert tasks.get_task(task).tikhonov_mu == pytest.approx(best)
     assert scores[best] == max(scores.values())

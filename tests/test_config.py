@@ -9,9 +9,10 @@ import pytest
 from absl import flags
 from ml_collections import ConfigDict, config_flags
 
-from suppa_jax import admm, methods, operators
 from suppa_jax import config as cfg
+from suppa_jax import methods, physics
 from suppa_jax.data import DeadLeaves, build_source
+from suppa_jax.solvers import admm
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PAPER = {
@@ -63,7 +64,7 @@ def test_every_config_file_loads_locked_and_validates(name):
 def test_paper_configs_have_the_papers_hyperparameters(name):
     kind, scale = PAPER[name]
     config = parse(config_file=name)
-    operator = operators.SuperResolution(scale) if kind == "sr" else operators.Blur(np.ones((3, 3)))
+    operator = physics.SuperResolution(scale) if kind == "sr" else physics.Blur(np.ones((3, 3)))
     assert config.method == "suppa"
     assert (config.task.kind, config.task.scale) == (kind, scale)
     assert (config.train.batch_size, config.train.epochs) == (16, 75)
@@ -346,7 +347,7 @@ def test_check_batch_divisible_names_the_key():
 
 
 def test_methods_are_the_training_methods_and_the_denoiser():
-    assert set(cfg.METHODS) == {*methods.METHODS, "denoiser"}
+    assert set(methods.names()) == {*methods.names(), "denoiser"}
 
 
 @pytest.mark.parametrize(
@@ -354,8 +355,9 @@ def test_methods_are_the_training_methods_and_the_denoiser():
     [
         (lambda: cfg.experiment("sr", scale=5), "scale must be one of"),
         (lambda: cfg.experiment("sr"), "scale must be one of"),
-        (lambda: cfg.experiment("deblur", scale=2), "deblurring has scale 1"),
-        (lambda: cfg.experiment("inpaint"), "unknown experiment kind"),
+        (lambda: cfg.experiment("deblur", scale=2), r"one of \[1\] for kind 'deblur'"),
+        (lambda: cfg.experiment("inpaint"), "unknown task kind"),
+        (lambda: cfg.experiment("denoise"), "use denoiser()"),
         (lambda: cfg.cpu_overrides("inpaint"), "unknown task kind"),
     ],
 )

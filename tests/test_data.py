@@ -17,8 +17,8 @@ import tensorflow_datasets as tfds
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from suppa_jax import data
-from suppa_jax.operators import SuperResolution
+from suppa_jax import data, physics
+from suppa_jax.physics import SuperResolution
 
 PATCH, SCALE = 4, 2  # LR patch and factor: HR patches of 8×8, large enough for the ×2 kernel
 HR = PATCH * SCALE
@@ -354,7 +354,7 @@ def test_tfds_reads_prepared_array_records_without_tensorflow(tmp_path):
 
 @pytest.fixture(scope="module")
 def degrade():
-    return jax.jit(data.degrade_batch, static_argnames="quantize")
+    return jax.jit(physics.degrade_batch, static_argnames="quantize")
 
 
 def test_degrade_batch_is_a_function_of_the_batch(degrade, source):

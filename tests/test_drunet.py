@@ -10,21 +10,18 @@ import numpy as np
 import pytest
 import torch
 from flax import serialization
-from torch_drunet import TorchDRUNet
 
+from benchmarks.torch_reference import TorchDRUNet
 from suppa_jax import convert
-from suppa_jax.drunet import (
+from suppa_jax.models.drunet import Down2x2, DRUNet, Up2x2, with_compute_dtype
+from suppa_jax.models.weights import (
     FORMAT_TAG,
-    Down2x2,
-    DRUNet,
-    Up2x2,
     count_params,
     load_params,
     model_from_params,
     params_from_torch,
     params_to_torch,
     save_params,
-    with_compute_dtype,
 )
 
 SMALL = {"widths": (8, 16, 32, 64), "num_blocks": 2, "channels": 3}
@@ -156,7 +153,7 @@ def test_leading_batch_dims_and_vmap_over_single_images(small: Small):
     np.testing.assert_allclose(five_d[0], batched, rtol=1e-5, atol=1e-6)
     single = jax.jit(jax.vmap(small.model.apply, in_axes=(None, 0, 0)))(variables, small.x, sigma)
     np.testing.assert_allclose(single, batched, rtol=1e-5, atol=1e-6)
-    # One HWC image through a denoiser closure that crosses a jit boundary (DESIGN §2).
+    # One HWC image through a denoiser closure that crosses a jit boundary (jax.tree_util.Partial).
     denoise = jax.tree_util.Partial(small.model.apply, variables)
     first = jax.jit(lambda d, x: d(x, sigma[0]))(denoise, small.x[0])
     np.testing.assert_allclose(first, batched[0], rtol=1e-5, atol=1e-6)

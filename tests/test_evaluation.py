@@ -18,8 +18,9 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from suppa_jax import classical, data, demo, drunet, evaluation, metrics, operators
+from suppa_jax import build, classical, demo, evaluation, metrics, physics, tasks
 from suppa_jax import config as config_lib
+from suppa_jax.models import drunet, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ((37, 45), (41, 35))  # odd: neither multiples of 8 nor of the scale
@@ -35,7 +36,7 @@ def params_file(tmp_path_factory) -> Path:
     model = drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
     params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32), 0.1)
     path = tmp_path_factory.mktemp("weights") / "tiny.msgpack"
-    drunet.save_params(path, jax.tree.map(lambda p: 0.3 * p, params["params"]))
+    weights.save_params(path, jax.tree.map(lambda p: 0.3 * p, params["params"]))
     return path
 
 
@@ -66,7 +67,7 @@ def write_workdir(path: Path, params_file: Path, **overrides) -> Path:
     path.mkdir(parents=True)
     (path / "config.json").write_text(config.to_json_best_effort(indent=2))
     trainable = {
-        "denoiser": drunet.load_params(params_file)[1],
+        "denoiser": weights.load_params(params_file)[1],
         "sigma": jnp.float32(0.05),
         "lam": jnp.float32(0.5),
         **overrides,
@@ -122,9 +123,9 @@ def test_ssim_is_one_for_identical_images_and_drops_with_noise(rng):
 
 
 def test_task_names_and_mismatch_messages():
-    for task in evaluation.TASKS:
+    for task in tasks.task_names():
         assert evaluation.task_name(evaluation.task_config(task)) == task
-    assert evaluation.operator(evaluation.task_config("sr3")).scale == 3
+    assert build.build_operator(evaluation.task_config("sr3")).scale == 3
     with pytest.raises(ValueError, match=r"--task=deblur but run was trained for sr2.*task.kind"):
         evaluation.check_task("deblur", evaluation.task_config("sr2"), "run")
     with pytest.raises(ValueError, match="unknown task 'sr5'"):
@@ -132,9 +133,9 @@ def test_task_names_and_mismatch_messages():
 
 
 def test_tune_pnp_sigma_picks_the_best_of_the_grid(params_file, rng):
-    params = drunet.load_params(params_file)[1]
+    params = weights.load_params(params_file)[1]
     crops = rng.uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
-    op = operators.SuperResolution(2)
+    op = physics.SuperResolution(2)
     best, scores = evaluation.tune_pnp_sigma(
         params, op, crops, noise_sigma=0.0, grid=(0.01, 0.3), max_iters=2
     )
@@ -152,8 +153,8 @@ def test_demo_rows_use_the_shipped_denoiser():
             "Tikhonov",
             "PnP-ADMM (pre-trained)",
         ]
-        assert rows[1].info["mu"] == evaluation.TIKHONOV_MU[task]
-        assert rows[2].info["sigma"] == evaluation.PNP_SIGMA[task]
+        assert rows[1].info["mu"] == tasks.get_task(task).tikhonov_mu
+        assert rows[2].info["sigma"] == tasks.get_task(task).pnp_sigma
         assert len(rows) == 3 + len(demo.MODELS[task])
 
 
@@ -172,7 +173,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
     report = json.loads((out / "results.json").read_text())
     assert report["task"] == "sr2"
     assert report["methods"] == ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "SUPPA"]
-    assert report["settings"]["pnp"]["sigma"] == evaluation.PNP_SIGMA["sr2"]
+    assert report["settings"]["pnp"]["sigma"] == tasks.get_task("sr2").pnp_sigma
     assert report["settings"]["model"]["step"] == 3
     (dataset,) = report["datasets"]
     assert dataset["images"] == 2
@@ -194,18 +195,18 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
         assert curve[-1] == pytest.approx(np.mean(psnrs), abs=1e-4)
 
     # Recompute the bicubic PSNR of each image independently from the files.
-    op = operators.SuperResolution(2)
+    op = physics.SuperResolution(2)
     for index, (h, w) in enumerate(SIZES):
         image = np.asarray(Image.open(folder / f"img{index}.png"), np.float32) / 255
         hr = image[None, : h // 2 * 2, : w // 2 * 2]
-        y = data.degrade_batch(op, {"hr": hr, "seed": np.array([index], np.uint32)})["y"]
-        x0 = np.asarray(operators.bicubic_upsample(y, 2))
+        y = physics.degrade_batch(op, {"hr": hr, "seed": np.array([index], np.uint32)})["y"]
+        x0 = np.asarray(physics.bicubic_upsample(y, 2))
         row = next(
             r for r in rows if r["method"] == "bicubic" and r["image"].endswith(f"{index}.png")
         )
         assert row["psnr_rgb"] == pytest.approx(numpy_psnr(x0[0], hr[0]), abs=1e-3)
         assert row["iterations"] == 0
-        tikhonov = np.asarray(classical.tikhonov(op, y, evaluation.TIKHONOV_MU["sr2"]))
+        tikhonov = np.asarray(classical.tikhonov(op, y, tasks.get_task("sr2").tikhonov_mu))
         row = next(
             r for r in rows if r["method"] == "Tikhonov" and r["image"].endswith(f"{index}.png")
         )

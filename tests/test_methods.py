@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from suppa_jax import admm, drunet, methods
-from suppa_jax import operators as ops
+from suppa_jax import methods, physics
+from suppa_jax import physics as ops
+from suppa_jax.models import drunet
+from suppa_jax.solvers import admm
 
 SIZE = 12
 RHO = 0.4
@@ -29,7 +31,7 @@ def op():
 def batch(op):
     rng = np.random.default_rng(0)
     gt = jnp.asarray(rng.random((2, SIZE, SIZE, 3)), jnp.float32)
-    return {"y": op.degrade(gt, jax.random.key(0)), "gt": gt}
+    return {"y": physics.degrade(op, gt, jax.random.key(0)), "gt": gt}
 
 
 def trajectory(apply, params, op, y, rho, sigma, steps):
@@ -299,7 +301,7 @@ def small_drunet(batch):
     return (lambda p, x, s: model.apply({"params": p}, x, s)), params
 
 
-@pytest.mark.parametrize("name", sorted(methods.METHODS))
+@pytest.mark.parametrize("name", sorted(methods.names()))
 def test_every_loss_is_finite_and_jittable(name, op, batch, small_drunet):
     apply, params = small_drunet
     settings = {
@@ -325,7 +327,7 @@ def test_make_rejects_unknown_names(op):
         methods.make("suppa", toy_apply, op, rho=RHO, lamda=1.0)
 
 
-@pytest.mark.parametrize("name", sorted(methods.METHODS))
+@pytest.mark.parametrize("name", sorted(methods.names()))
 def test_predict_restores_with_the_methods_inference(name, op, batch, small_drunet):
     """predict: to convergence with the learned scalars, K steps for unrolling, one denoising."""
     apply, params = small_drunet

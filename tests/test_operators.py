@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.nn import functional
 
-from suppa_jax import operators as ops
+from suppa_jax import physics
+from suppa_jax import physics as ops
 
 SIZE = 12  # divisible by 2, 3 and 4; large enough for a 7×7 kernel
 
@@ -53,7 +54,7 @@ def as_image(vector: np.ndarray, side: int) -> np.ndarray:
     return vector.reshape(side, side, 1)
 
 
-def _dense_checks(op: ops.Operator, scale: int, dtype, seed: int) -> dict[str, float]:
+def _dense_checks(op: ops.CirculantOperator, scale: int, dtype, seed: int) -> dict[str, float]:
     """Relative errors of forward, adjoint, data_prox and quadratic_solve against the dense
     matrix."""
     rng = np.random.default_rng(seed)
@@ -141,7 +142,7 @@ def test_bicubic_kernel_matches_definition(scale, a, rng):
 
 
 def test_bicubic_taps_documented():
-    """DESIGN §3: ×2 weights, ×3 pure decimation at offset 1."""
+    """Bicubic kernels: the ×2 weights, and ×3 as pure decimation at offset 1."""
     row = ops.bicubic_kernel(2)[2] / ops.bicubic_kernel(2)[2].sum()
     np.testing.assert_allclose(row[:4], [-0.09375, 0.59375, 0.59375, -0.09375])
     x = np.random.default_rng(1).random((1, SIZE, SIZE, 3)).astype(np.float32)
@@ -235,7 +236,7 @@ def test_data_prox_minimises_objective(rng):
 # ---------------------------------------------------------------- jit / vmap / grad
 
 
-def _methods(op: ops.Operator, scale: int):
+def _methods(op: ops.CirculantOperator, scale: int):
     """Each method as a function of its array arguments (noise-free, unquantised degrade)."""
     key = jax.random.key(0)
     return {
@@ -247,7 +248,7 @@ def _methods(op: ops.Operator, scale: int):
         ),
         "initial": (lambda y: op.initial(y), [(SIZE // scale, SIZE // scale, 3)]),
         "degrade": (
-            lambda x: op.degrade(x, key, 0.0, quantize=False),
+            lambda x: physics.degrade(op, x, key, 0.0, quantize=False),
             [(SIZE, SIZE, 3)],
         ),
     }
@@ -330,12 +331,12 @@ def test_degrade_noise_and_quantisation(rng):
     x = rng.random((64, 64, 3)).astype(np.float32) * 0.6 + 0.2
     clean = op.forward(x)
     key = jax.random.key(3)
-    exact = op.degrade(x, key, 0.0, quantize=False)
+    exact = physics.degrade(op, x, key, 0.0, quantize=False)
     np.testing.assert_allclose(exact, np.clip(clean, 0, 1), atol=1e-7)
-    noisy = op.degrade(x, key, 0.05, quantize=False)
+    noisy = physics.degrade(op, x, key, 0.05, quantize=False)
     assert abs(float(jnp.std(noisy - clean)) - 0.05) < 0.002
-    assert not np.allclose(noisy, op.degrade(x, jax.random.key(4), 0.05, quantize=False))
-    quantized = np.asarray(op.degrade(x, key, 0.05))
+    assert not np.allclose(noisy, physics.degrade(op, x, jax.random.key(4), 0.05, quantize=False))
+    quantized = np.asarray(physics.degrade(op, x, key, 0.05))
     np.testing.assert_allclose(quantized * 255, np.round(quantized * 255), atol=1e-4)
     assert np.abs(quantized - noisy).max() <= 0.5 / 255 + 1e-6
     assert quantized.min() >= 0.0

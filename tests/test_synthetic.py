@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from suppa_jax import config as config_lib
-from suppa_jax import data, deadleaves, methods
+from suppa_jax import data, methods
+from suppa_jax.data import deadleaves
 
 SMALL = deadleaves.DeadLeaves(size=48)
 

@@ -1,6 +1,6 @@
 """The PyTorch reference (``benchmarks/torch_reference.py``) computes what ``suppa_jax`` computes.
 
-Same weights (JAX init, loaded into PyTorch with :func:`suppa_jax.drunet.params_to_torch`), same
+Same weights (JAX init, loaded into PyTorch with :func:`suppa_jax.weights.params_to_torch`), same
 inputs, relative error ``max|ours − torch| / max|torch| ≤ 1e-4`` for: the DRUNet forward and its
 gradients; the data step of SR ×2/×3/×4 and of two blurs; one ADMM step; the restoration loop
 (estimate and per-sample iteration counts, with a tolerance at which the samples stop at
@@ -19,11 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from torch_drunet import TorchDRUNet
 
 from benchmarks import torch_reference as ref
-from suppa_jax import admm, methods, operators, training
-from suppa_jax.drunet import DRUNet, params_to_torch
+from benchmarks.torch_reference import TorchDRUNet
+from suppa_jax import methods, physics, training
+from suppa_jax.models.drunet import DRUNet
+from suppa_jax.models.weights import params_to_torch
+from suppa_jax.solvers import admm
 
 ARCH = {"widths": (8, 16, 32, 64), "num_blocks": 1, "channels": 3}
 SIZE = 24
@@ -72,16 +74,18 @@ def pair() -> Pair:
     return Pair()
 
 
-def sr_problem(scale: int, batch: int, seed: int) -> tuple[operators.Operator, np.ndarray, ...]:
+def sr_problem(
+    scale: int, batch: int, seed: int
+) -> tuple[physics.CirculantOperator, np.ndarray, ...]:
     """A super-resolution problem on random smooth-ish images: ``(op, gt, y)``."""
     rng = np.random.default_rng(seed)
     gt = rng.random((batch, SIZE, SIZE, 3), dtype=np.float32)
-    op = operators.SuperResolution(scale)
+    op = physics.SuperResolution(scale)
     y = np.asarray(jnp.clip(op.forward(gt), 0.0, 1.0))
     return op, gt, y
 
 
-def torch_operator(op: operators.Operator) -> ref.FourierOperator:
+def torch_operator(op: physics.CirculantOperator) -> ref.FourierOperator:
     return ref.FourierOperator(np.asarray(op.kernel), op.scale, (SIZE, SIZE))
 
 
@@ -115,11 +119,11 @@ def test_drunet_forward_and_gradients_match(pair: Pair, rng: np.random.Generator
 
 
 OPERATORS = {
-    "sr2": lambda: operators.SuperResolution(2),
-    "sr3": lambda: operators.SuperResolution(3),
-    "sr4": lambda: operators.SuperResolution(4),
-    "blur_gauss": lambda: operators.Blur(operators.gaussian_kernel(2.0, 11)),
-    "blur_even": lambda: operators.Blur(np.random.default_rng(5).random((4, 6))),
+    "sr2": lambda: physics.SuperResolution(2),
+    "sr3": lambda: physics.SuperResolution(3),
+    "sr4": lambda: physics.SuperResolution(4),
+    "blur_gauss": lambda: physics.Blur(physics.gaussian_kernel(2.0, 11)),
+    "blur_even": lambda: physics.Blur(np.random.default_rng(5).random((4, 6))),
 }
 
 

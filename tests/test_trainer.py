@@ -20,7 +20,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from suppa_jax import config as config_lib
-from suppa_jax import convert, drunet, trainer, training
+from suppa_jax import convert, training
+from suppa_jax.models import drunet, weights
+from suppa_jax.training import checkpoints, loop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +34,7 @@ def init_file(tmp_path_factory) -> str:
     params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32), 0.1)
     params = jax.tree.map(lambda p: 0.3 * p, params["params"])
     path = tmp_path_factory.mktemp("weights") / "tiny.msgpack"
-    drunet.save_params(path, params)
+    weights.save_params(path, params)
     return str(path)
 
 
@@ -84,37 +86,35 @@ def assert_trees_equal(a, b) -> None:
 
 
 def test_resumed_run_is_bitwise_the_uninterrupted_one(init_file, tmp_path):
-    straight = trainer.train_and_evaluate(tiny_config(init_file), tmp_path / "straight")
+    straight = loop.train_and_evaluate(tiny_config(init_file), tmp_path / "straight")
     assert straight["step"] == 7
-    first = trainer.train_and_evaluate(
-        tiny_config(init_file, **{"train.epochs": 1}), tmp_path / "b"
-    )
+    first = loop.train_and_evaluate(tiny_config(init_file, **{"train.epochs": 1}), tmp_path / "b")
     assert first["step"] == 4
-    resumed = trainer.train_and_evaluate(tiny_config(init_file), tmp_path / "b")
+    resumed = loop.train_and_evaluate(tiny_config(init_file), tmp_path / "b")
     assert resumed["start_step"] == 4
     assert resumed["step"] == 7
     a, b = saved_state(tmp_path / "straight", 7), saved_state(tmp_path / "b", 7)
     assert_trees_equal(a, b)
     # Training changed the weights, and the logs hold every step and the validations.
-    initial = drunet.load_params(init_file)[1]
+    initial = weights.load_params(init_file)[1]
     assert not np.allclose(a["trainable"]["denoiser"]["head"]["kernel"], initial["head"]["kernel"])
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").open()]
     assert {r["step"] for r in records if "loss" in r} == set(range(1, 8))
     assert next(r["step"] for r in records if "val_psnr" in r) == 0
     # The best validation's denoiser exports to a params file (python -m suppa_jax.convert).
     assert convert.main([str(tmp_path / "b"), str(tmp_path / "best.msgpack")]) == 0
-    model, exported = drunet.load_params(tmp_path / "best.msgpack")
+    model, exported = weights.load_params(tmp_path / "best.msgpack")
     assert model == drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
-    _, best = trainer.best_trainable(tmp_path / "b")
+    _, best = checkpoints.best_trainable(tmp_path / "b")
     assert_trees_equal(exported, best["denoiser"])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path):
-    trainer.train_and_evaluate(tiny_config(init_file, **{"train.epochs": 1}), tmp_path)
+    loop.train_and_evaluate(tiny_config(init_file, **{"train.epochs": 1}), tmp_path)
     good = saved_state(tmp_path, 4)
     diverging = tiny_config(init_file, **{"train.lr": 1e30, "train.scalar_lr": 1e30})
     with pytest.raises(FloatingPointError, match="last good checkpoint \\(step 4\\) is untouched"):
-        trainer.train_and_evaluate(diverging, tmp_path)
+        loop.train_and_evaluate(diverging, tmp_path)
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps[-1] == 4
     assert_trees_equal(saved_state(tmp_path, 4), good)
@@ -134,15 +134,13 @@ def test_optimizer_groups_have_their_own_rates():
 
 def test_bad_init_file_is_named(init_file, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config\.model\.init: no such file"):
-        trainer.train_and_evaluate(tiny_config(str(tmp_path / "missing.msgpack")), tmp_path)
+        loop.train_and_evaluate(tiny_config(str(tmp_path / "missing.msgpack")), tmp_path)
     with pytest.raises(ValueError, match=r"config\.model asks for widths \(16, 8, 8, 8\)"):
-        trainer.train_and_evaluate(
-            tiny_config(init_file, **{"model.widths": (16, 8, 8, 8)}), tmp_path
-        )
+        loop.train_and_evaluate(tiny_config(init_file, **{"model.widths": (16, 8, 8, 8)}), tmp_path)
     with pytest.raises(
         ValueError, match=r"holds a DRUNet with widths .*, 1 blocks, but .*residual"
     ):
-        trainer.train_and_evaluate(tiny_config(init_file, **{"model.residual": True}), tmp_path)
+        loop.train_and_evaluate(tiny_config(init_file, **{"model.residual": True}), tmp_path)
 
 
 # ---------------------------------------------------------------------------------- processes
@@ -248,21 +246,22 @@ def test_bad_config_value_is_a_one_line_error(tmp_path, init_file):
 SHARDED_STEP_SCRIPT = """
 import jax, numpy as np
 from jax.sharding import Mesh
-from suppa_jax import config as config_lib, data, trainer, training
+from suppa_jax import build, config as config_lib, data, training
+from suppa_jax.training import loop
 
 config = config_lib.apply_overrides(config_lib.experiment("sr", scale=2, cpu=True), OVERRIDES)
-op, model = trainer.build_operator(config.task), trainer.build_model(config)
-method = trainer.build_method(config, model, op)
+op, model = build.build_operator(config.task), build.build_model(config)
+method = build.build_method(config, model, op)
 optimizer = training.make_optimizer(lr=1e-3, scalar_lr=0.1)
-params = jax.device_get(trainer.initial_params(config, model))  # host copy: the step donates
+params = jax.device_get(build.initial_params(config, model))  # host copy: the step donates
 batch = next(iter(data.build_train_dataset(
     data.build_source("samples", "train", min_size=16), batch_size=8, patch=8, scale=2, seed=3)))
 results = {}
 for devices in (jax.devices()[:1], jax.devices()):
     mesh = Mesh(np.array(devices), ("data",))
     state = training.init_state(method, optimizer, params)
-    step = trainer._sharded_step(method, optimizer, op, config.task, mesh)
-    state, metrics = step(state, trainer._global_batch(mesh, batch))
+    step = loop._sharded_step(method, optimizer, op, config.task, mesh)
+    state, metrics = step(state, loop._global_batch(mesh, batch))
     results[len(devices)] = (jax.device_get(state.trainable), jax.device_get(metrics))
 (p1, m1), (p4, m4) = results[1], results[4]
 assert jax.device_count() == 4

@@ -1,9 +1,7 @@
-"""Linear forward models ``y = A x + e`` with exact adjoints and closed-form data steps.
+"""Circulant forward models: circular convolution with a kernel, then decimation by ``s``.
 
-Conventions (DESIGN §2–§3):
+Conventions:
 
-* Images are float arrays of shape ``(..., H, W, C)``: any leading batch dimensions, RGB (or any
-  number of channels) last, values in [0, 1].
 * Convolution is **circular** and a kernel ``k`` of shape ``(kh, kw)`` is centred at
   ``c = (kh // 2, kw // 2)``::
 
@@ -16,143 +14,39 @@ Conventions (DESIGN §2–§3):
       (A x)[i, j] = (k ⊛ x)[s·i, s·j]
 
   Bicubic downsampling without antialiasing (LR pixel ``i`` sampled at HR coordinate
-  ``(i + 0.5)·s − 0.5``, ``align_corners=False``) is this model with :func:`bicubic_kernel`, whose
-  taps are placed so that no separate decimation offset is needed (for ×3 the kernel is a shift
-  by one pixel: pure decimation at offset 1).
+  ``(i + 0.5)·s − 0.5``, ``align_corners=False``) is this model with
+  :func:`~suppa_jax.physics.kernels.bicubic_kernel`, whose taps are placed so that no separate
+  decimation offset is needed (for ×3 the kernel is a shift by one pixel: pure decimation at
+  offset 1).
 * The data step solves ``argmin_x ½‖y − A x‖² + ρ/2‖x − z‖²`` exactly in the Fourier domain.
   ``ρ`` is the weight of the quadratic coupling in that convention (the paper's reference value
   for super-resolution is ``ρ = 0.1·s²``, for deblurring ``ρ = 0.1``).
 
-Operators are pytrees: their kernels (and any precomputed spectra) are leaves, the scale is
-static, so they pass through ``jit``, ``vmap``, ``grad`` and ``shard_map`` as arguments. Kernel
-spectra depend on the image size; :meth:`prepare` computes them once for a given size so that
-iterative solvers do not recompute an FFT of the kernel at every iteration.
+The kernel (and any precomputed spectra) are pytree leaves and the scale is static. Kernel
+spectra depend on the image size; :meth:`CirculantOperator.prepare` computes them once for a
+given size so that iterative solvers do not recompute an FFT of the kernel at every iteration.
 """
 
 from __future__ import annotations
 
-import abc
-import math
 from typing import ClassVar, NamedTuple, Self
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-Array = jax.Array
-ArrayLike = jax.typing.ArrayLike
+from suppa_jax.physics.base import (
+    LinearOperator,
+    check_image,
+    check_positive,
+    check_scale,
+    per_sample,
+)
+from suppa_jax.physics.kernels import bicubic_kernel, bicubic_upsample
+from suppa_jax.typing import Array, ArrayLike
 
-__all__ = [
-    "Blur",
-    "Operator",
-    "Spectra",
-    "SuperResolution",
-    "bicubic_kernel",
-    "bicubic_upsample",
-    "cubic_weight",
-    "gaussian_kernel",
-]
+__all__ = ["Blur", "CirculantOperator", "Spectra", "SuperResolution"]
 
 _SPATIAL_AXES = (-3, -2)
-
-
-# --------------------------------------------------------------------------------------------
-# Kernels
-# --------------------------------------------------------------------------------------------
-
-
-def gaussian_kernel(sigma: float = 2.0, size: int | tuple[int, int] = 11) -> np.ndarray:
-    """Normalised, separable Gaussian kernel ``k[i, j] ∝ exp(−(i² + j²) / 2σ²)``.
-
-    Taps sit at integer offsets symmetric about the kernel's middle: ``−5..5`` for size 11 (the
-    paper's deblurring setting is ``sigma=2``, 11×11). Returns a float64 NumPy array that sums
-    to 1; convert with the operator (it follows the JAX default dtype).
-    """
-    if sigma <= 0:
-        raise ValueError(f"gaussian_kernel: sigma must be positive, got {sigma}")
-    height, width = (size, size) if isinstance(size, int) else size
-    if height < 1 or width < 1:
-        raise ValueError(f"gaussian_kernel: size must be positive, got {size}")
-
-    def taps(n: int) -> np.ndarray:
-        t = np.arange(n) - (n - 1) / 2
-        g = np.exp(-(t**2) / (2 * sigma**2))
-        return g / g.sum()
-
-    return np.outer(taps(height), taps(width))
-
-
-def cubic_weight(distance: np.ndarray, a: float = -0.75) -> np.ndarray:
-    """Keys' cubic convolution kernel ``W_a(t)``.
-
-    ``W_a(t) = (a+2)|t|³ − (a+3)|t|² + 1`` for ``|t| ≤ 1``,
-    ``a|t|³ − 5a|t|² + 8a|t| − 4a`` for ``1 < |t| < 2``, and 0 beyond. ``a = −0.75`` is
-    PyTorch's and OpenCV's bicubic, ``a = −0.5`` MATLAB's.
-    """
-    t = np.abs(np.asarray(distance, dtype=np.float64))
-    inner = ((a + 2) * t - (a + 3)) * t**2 + 1
-    outer = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
-    return np.where(t <= 1, inner, np.where(t < 2, outer, 0.0))
-
-
-def bicubic_kernel(scale: int, a: float = -0.75) -> np.ndarray:
-    """The point-spread function of bicubic downsampling by ``scale``, without antialiasing.
-
-    LR pixel ``i`` is the cubic interpolant at HR coordinate ``s·i + δ`` with ``δ = (s − 1)/2``
-    (``align_corners=False``). Written as ``(k ⊛ x)[s·i]`` with the centred-kernel convention of
-    this module, the source pixel ``s·i + d`` gets weight ``W_a(d − δ)``, stored at tap
-    ``j = c − d``. The kernel is the smallest odd square that holds every non-zero tap:
-    5×5 for ×2 (taps ``2i−1..2i+2``: −0.09375, 0.59375, 0.59375, −0.09375 for ``a = −0.75``),
-    5×5 for ×3 (a single 1 at ``3i+1``), 7×7 for ×4 (taps ``4i..4i+3``). Float64 NumPy array.
-    """
-    _check_scale(scale, minimum=1)
-    delta = (scale - 1) / 2
-    radius = max(math.ceil(delta + 2) - 1, -(math.floor(delta - 2) + 1))
-    offsets = radius - np.arange(2 * radius + 1)  # d = c − j
-    taps = cubic_weight(offsets - delta, a)
-    return np.outer(taps, taps)
-
-
-# --------------------------------------------------------------------------------------------
-# Bicubic upsampling (the SR initial estimate)
-# --------------------------------------------------------------------------------------------
-
-
-def _upsample_taps(size: int, scale: int, a: float) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and weights, each ``(size·scale, 4)``, of clamped-border bicubic upsampling."""
-    source = (np.arange(size * scale) + 0.5) / scale - 0.5
-    base = np.floor(source).astype(np.int64)
-    offsets = np.arange(-1, 3)
-    weights = cubic_weight(source[:, None] - (base[:, None] + offsets), a)
-    indices = np.clip(base[:, None] + offsets, 0, size - 1)
-    return indices, weights
-
-
-def _interpolate_axis(x: Array, axis: int, scale: int, a: float) -> Array:
-    indices, weights = _upsample_taps(x.shape[axis], scale, a)
-    gathered = jnp.take(x, indices, axis=axis)  # axis → (out, 4)
-    weights = jnp.asarray(weights, dtype=x.dtype)
-    weights = weights.reshape(weights.shape + (1,) * (x.ndim - 1 - (axis % x.ndim)))
-    return jnp.sum(gathered * weights, axis=(axis % x.ndim) + 1)
-
-
-def bicubic_upsample(y: ArrayLike, scale: int, a: float = -0.75) -> Array:
-    """Bicubic upsampling of ``(..., h, w, C)`` images by an integer factor, clamped border.
-
-    HR pixel ``n`` is the cubic interpolant (Keys, parameter ``a``) at LR coordinate
-    ``(n + 0.5)/s − 0.5`` with out-of-range taps clamped to the edge; with ``a = −0.75`` it equals
-    ``F.interpolate(y, scale_factor=s, mode="bicubic", align_corners=False)`` of PyTorch.
-    """
-    y = jnp.asarray(y)
-    _check_image("bicubic_upsample: y", y)
-    _check_scale(scale, minimum=1)
-    rows = _interpolate_axis(y, y.ndim - 3, scale, a)
-    return _interpolate_axis(rows, y.ndim - 2, scale, a)
-
-
-# --------------------------------------------------------------------------------------------
-# Circulant operators
-# --------------------------------------------------------------------------------------------
 
 
 class Spectra(NamedTuple):
@@ -198,31 +92,7 @@ def _ifft2_real(x: Array) -> Array:
     return jnp.fft.ifft2(x, axes=_SPATIAL_AXES).real
 
 
-def _check_image(what: str, x: Array) -> None:
-    if x.ndim < 3:
-        raise ValueError(f"{what} must have shape (..., H, W, C), got shape {x.shape}")
-
-
-def _check_scale(scale: int, minimum: int) -> None:
-    if isinstance(scale, bool) or not isinstance(scale, int | np.integer) or scale < minimum:
-        raise ValueError(f"scale must be an integer ≥ {minimum}, got {scale!r}")
-
-
-def _check_positive(name: str, value: ArrayLike) -> None:
-    """Raise for a non-positive concrete value; traced values are left to the caller."""
-    if isinstance(value, jax.core.Tracer):
-        return
-    if not np.all(np.asarray(value) > 0):
-        raise ValueError(f"{name} must be positive, got {value}")
-
-
-def _per_sample(value: ArrayLike, dtype: jnp.dtype) -> Array:
-    """A scalar, or one value per sample ``(...,)``, broadcastable against ``(..., H, W, C)``."""
-    value = jnp.asarray(value, dtype=dtype)
-    return value.reshape((*value.shape, 1, 1, 1)) if value.ndim else value
-
-
-class Operator(abc.ABC):
+class CirculantOperator(LinearOperator):
     """``A x = (k ⊛ x)[s·i, s·j]``: circular convolution, then keep one pixel in ``s``.
 
     The shared implementation of :class:`Blur` (``s = 1``) and :class:`SuperResolution`; use
@@ -264,10 +134,6 @@ class Operator(abc.ABC):
 
     # -- shapes -------------------------------------------------------------------------------
 
-    def image_shape(self, y: Array) -> tuple[int, int]:
-        """Spatial size ``(H, W)`` of the images behind measurements ``y`` (``s·h, s·w``)."""
-        return y.shape[-3] * self.scale, y.shape[-2] * self.scale
-
     def _check_size(self, what: str, height: int, width: int) -> tuple[int, int]:
         if height % self.scale or width % self.scale:
             raise ValueError(
@@ -279,11 +145,11 @@ class Operator(abc.ABC):
         return height, width
 
     def _check_x(self, what: str, x: Array) -> tuple[int, int]:
-        _check_image(what, x)
+        check_image(what, x)
         return self._check_size(what, x.shape[-3], x.shape[-2])
 
     def _check_y(self, what: str, y: Array) -> tuple[int, int]:
-        _check_image(what, y)
+        check_image(what, y)
         return self._check_size(what, *self.image_shape(y))
 
     # -- spectra ------------------------------------------------------------------------------
@@ -343,9 +209,9 @@ class Operator(abc.ABC):
                 f"data_prox: y of shape {y.shape} does not match z of shape {z.shape} "
                 f"at scale {self.scale}"
             )
-        _check_positive("data_prox: rho", rho)
+        check_positive("data_prox: rho", rho)
         spectra = self._spectra(image_shape)
-        rho = _per_sample(rho, z.dtype)
+        rho = per_sample(rho, z.dtype)
         otf = spectra.otf[..., None]
         rhs = jnp.conj(otf) * _tile(_fft2(y), self.scale) + rho * _fft2(z)
         if self.scale == 1:
@@ -380,32 +246,9 @@ class Operator(abc.ABC):
         lr = _fft2(y) / (1.0 + folded)
         return _ifft2_real((weight * jnp.conj(spectra.otf))[..., None] * _tile(lr, self.scale))
 
-    @abc.abstractmethod
-    def initial(self, y: ArrayLike) -> Array:
-        """The starting estimate ``x₀`` from measurements ``y``."""
-
-    def degrade(
-        self,
-        x: ArrayLike,
-        key: Array,
-        noise_sigma: ArrayLike = 0.0,
-        quantize: bool = True,
-    ) -> Array:
-        """Simulated measurements ``clip(A x + σ·n, 0, 1)``, ``n ~ N(0, I)``.
-
-        With ``quantize`` the result is rounded to the 8-bit grid ``round(255·y)/255`` (the
-        paper's measurements were stored as 8-bit images). ``noise_sigma`` is on the [0, 1]
-        scale (0.01 for the paper's deblurring), a scalar or one value per sample.
-        """
-        clean = self.forward(x)
-        sigma = _per_sample(noise_sigma, clean.dtype)
-        noisy = clean + sigma * jax.random.normal(key, clean.shape, clean.dtype)
-        y = jnp.clip(noisy, 0.0, 1.0)
-        return jnp.round(y * 255.0) / 255.0 if quantize else y
-
 
 @jax.tree_util.register_pytree_node_class
-class Blur(Operator):
+class Blur(CirculantOperator):
     """Circular blur ``A x = k ⊛ x`` (kernel centred at ``(kh // 2, kw // 2)``).
 
     ``initial(y) = y``. The paper's deblurring setting is ``Blur(gaussian_kernel(2.0, 11))``
@@ -423,7 +266,7 @@ class Blur(Operator):
 
 
 @jax.tree_util.register_pytree_node_class
-class SuperResolution(Operator):
+class SuperResolution(CirculantOperator):
     """Super-resolution ``A x = (k ⊛ x)[s·i, s·j]`` by an integer factor ``s``.
 
     ``kernel="bicubic"`` (default) is bicubic downsampling without antialiasing with Keys'
@@ -440,7 +283,7 @@ class SuperResolution(Operator):
     _static_fields: ClassVar[tuple[str, ...]] = ("scale", "interpolation_a")
 
     def __init__(self, scale: int, kernel: ArrayLike | str = "bicubic", a: float = -0.75) -> None:
-        _check_scale(scale, minimum=2)
+        check_scale(scale, minimum=2)
         if isinstance(kernel, str):
             if kernel != "bicubic":
                 raise ValueError(f"unknown kernel name {kernel!r}; use 'bicubic' or an array")

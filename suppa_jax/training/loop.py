@@ -1,4 +1,4 @@
-"""The training program behind ``train.py``: data, sharded steps, checkpoints, resume, logs.
+"""The training program behind ``train.py``: data, sharded steps, validation, checkpoints, logs.
 
 ``train_and_evaluate(config, workdir)`` trains ``config.method`` on ``config.task`` and writes
 into ``workdir``::
@@ -6,9 +6,13 @@ into ``workdir``::
     checkpoints/<step>/   orbax: TrainState (params, Adam moments, step) and the grain
                           iterator state of every process; the last ``keep_checkpoints`` kept
     best/<step>/          the trainables with the best validation PSNR so far
+                          (:mod:`suppa_jax.training.checkpoints`)
     metrics.jsonl         one JSON object per logged step / validation
     tensorboard/          the same, for TensorBoard
     config.json           the configuration of the run
+
+Validation runs the evaluator of ``evaluate.py`` (:class:`suppa_jax.evaluation.Evaluator`) on
+the validation images at the end of every ``eval_every_epochs`` epochs.
 
 Parallelism: one jitted step over a ``Mesh`` with a ``"data"`` axis spanning every device of
 every process (``jax.shard_map``): the global batch is sharded, params are replicated and
@@ -25,7 +29,6 @@ checkpoint of the diverged state is written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import math
@@ -37,7 +40,6 @@ from typing import Any
 
 import grain
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -45,104 +47,21 @@ import orbax.checkpoint as ocp
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from suppa_jax import build, data, methods
 from suppa_jax import config as config_lib
-from suppa_jax import data, drunet, methods, training
-from suppa_jax.metrics import psnr
-from suppa_jax.operators import Blur, Operator, SuperResolution, gaussian_kernel
+from suppa_jax.evaluation.evaluator import Evaluator
+from suppa_jax.evaluation.restorers import jitted_predict, method_restorer
+from suppa_jax.physics import LinearOperator
+from suppa_jax.training import checkpoints
+from suppa_jax.training import step as training
+from suppa_jax.typing import ExampleBatch, Trainable
 
-__all__ = [
-    "best_trainable",
-    "build_method",
-    "build_model",
-    "build_operator",
-    "initial_params",
-    "initialize_distributed",
-    "train_and_evaluate",
-]
+__all__ = ["initialize_distributed", "train_and_evaluate"]
 
 DATA_AXIS = "data"
 
 
-# ---------------------------------------------------------------------------------- building
-
-
-def build_operator(task: ml_collections.ConfigDict) -> Operator:
-    """The forward model of ``config.task``."""
-    if task.kind == "sr":
-        kernel = (
-            "bicubic"
-            if task.kernel == "bicubic"
-            else gaussian_kernel(task.blur_sigma, task.blur_size)
-        )
-        return SuperResolution(task.scale, kernel, a=task.bicubic_a)
-    if task.kind == "deblur":
-        return Blur(gaussian_kernel(task.blur_sigma, task.blur_size))
-    return Blur(np.ones((1, 1)))  # "denoise": the identity
-
-
-def build_model(config: ml_collections.ConfigDict) -> drunet.DRUNet:
-    return drunet.DRUNet(
-        widths=tuple(config.model.widths),
-        num_blocks=config.model.num_blocks,
-        residual=config.model.residual,
-    )
-
-
-def _method_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The settings of ``config.method``, from ``config.admm`` / ``config.denoiser``."""
-    a = config.admm
-    fixed_point = {"rho": a.rho, "max_iters": a.max_iters, "tol": a.tol, "sigma": a.sigma}
-    return {
-        "suppa": {**fixed_point, "lam": a.lam, "random_states": a.random_states},
-        "unrolled": {"iters": a.unrolled_iters, "rho": a.rho, "sigma": a.sigma},
-        "unrolled_remat": {"iters": a.unrolled_iters, "rho": a.rho, "sigma": a.sigma},
-        "deq": {
-            **fixed_point,
-            "backward_max_iters": a.backward_max_iters,
-            "backward_tol": a.backward_tol,
-            "anderson_memory": a.anderson_memory,
-        },
-        "jfb": {**fixed_point, "anderson_memory": a.anderson_memory},
-        "denoiser": {
-            "sigma_min": config.denoiser.sigma_min,
-            "sigma_max": config.denoiser.sigma_max,
-            "sigma_power": config.denoiser.sigma_power,
-            "eval_sigma": config.task.noise_sigma,
-        },
-    }[config.method]
-
-
-def build_method(
-    config: ml_collections.ConfigDict, model: drunet.DRUNet, op: Operator
-) -> methods.Method:
-    apply = lambda params, x, sigma: model.apply({"params": params}, x, sigma)  # noqa: E731
-    apply = drunet.with_compute_dtype(apply, config.model.compute_dtype)
-    return methods.make(config.method, apply, op, **_method_settings(config))
-
-
-def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> drunet.Params:
-    """``config.model.init``: a params file (ours or a PyTorch ``.pth``), or random weights."""
-    path = config.model.init
-    if not path:
-        dummy = jnp.zeros((1, 8, 8, model.channels), jnp.float32)
-        key = jax.random.key(config.train.seed)
-        return jax.jit(model.init)(key, dummy, 0.1)["params"]
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"config.model.init: no such file {path!r}")
-    if path.endswith((".pth", ".pt")):
-        from suppa_jax.convert import read_state_dict
-
-        params = drunet.params_from_torch(read_state_dict(path))
-    else:
-        params = drunet.load_params(path)[1]
-    found = drunet.model_from_params(params)
-    if found != model:
-        raise ValueError(
-            f"config.model.init: {path} holds a DRUNet with {drunet.describe(found)}, but "
-            f"config.model asks for {drunet.describe(model)} (config.model.widths, "
-            "num_blocks, residual)"
-        )
-    return params
+# ---------------------------------------------------------------------------------- set-up
 
 
 def initialize_distributed(config: ml_collections.ConfigDict) -> None:
@@ -165,7 +84,7 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
 def _sharded_step(
     method: methods.Method,
     optimizer: optax.GradientTransformation,
-    op: Operator,
+    op: LinearOperator,
     task: ml_collections.ConfigDict,
     mesh: Mesh,
 ):
@@ -204,30 +123,24 @@ def _local_copy(tree: Any) -> Any:
     return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
 
 
-@dataclasses.dataclass
 class _Validation:
-    """Validation images and a compiled restoration per image size."""
+    """Validation during training: the evaluator of ``evaluate.py`` on the validation images,
+    with the method's ``predict`` compiled once per image size."""
 
-    method: methods.Method
-    op: Operator
-    task: ml_collections.ConfigDict
-    images: list[tuple[str, dict[str, np.ndarray]]]
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        op: LinearOperator,
+        images: list[tuple[str, ExampleBatch]],
+    ) -> None:
+        self.config, self.images = config, images
+        self._evaluator = Evaluator(config.task)
+        self._predict = jitted_predict(config, op)
 
-    def __post_init__(self) -> None:
-        degrade = functools.partial(
-            data.degrade_batch, noise_sigma=self.task.noise_sigma, quantize=self.task.quantize
-        )
-        self._degrade = jax.jit(lambda batch: degrade(self.op, batch))
-        self._predict = jax.jit(lambda t, y, gt: self.method.predict(t, y, gt))
-
-    def __call__(self, trainable: Any) -> dict[str, float]:
-        values, iterations = [], []
-        for _, batch in self.images:
-            measured = self._degrade(batch)
-            solution = self._predict(trainable, measured["y"], measured["gt"])
-            values.append(float(psnr(solution.x, measured["gt"])[0]))
-            iterations.append(float(solution.iterations[0]))
-        return {"val_psnr": float(np.mean(values)), "val_iterations": float(np.mean(iterations))}
+    def __call__(self, trainable: Trainable) -> dict[str, float]:
+        row = method_restorer(self.config, trainable, self._predict)
+        means = self._evaluator.mean(self.images, row)
+        return {"val_psnr": means["psnr_rgb"], "val_iterations": means["iterations"]}
 
 
 def _centre_crop(batch: dict[str, np.ndarray], size: int, scale: int) -> dict[str, np.ndarray]:
@@ -301,20 +214,6 @@ class _StopSignal:
 # ---------------------------------------------------------------------------------- the loop
 
 
-def _checkpoint_managers(workdir: Path, keep: int) -> tuple[ocp.CheckpointManager, ...]:
-    latest = ocp.CheckpointManager(
-        workdir / "checkpoints",
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-    )
-    best = ocp.CheckpointManager(
-        workdir / "best",
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, best_fn=lambda m: m["val_psnr"], best_mode="max", create=True
-        ),
-    )
-    return latest, best
-
-
 def _check_finite(step: int, values: dict[str, float], last_saved: int | None) -> None:
     if not math.isfinite(values["loss"]):
         where = "none yet" if last_saved is None else f"step {last_saved}"
@@ -338,8 +237,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
     mesh = Mesh(np.array(jax.devices()), (DATA_AXIS,))
-    op, model = build_operator(config.task), build_model(config)
-    method = build_method(config, model, op)
+    op, model = build.build_operator(config.task), build.build_model(config)
+    method = build.build_method(config, model, op)
     scale = config.task.scale
     source_args = dict(
         feature=config.data.feature,
@@ -356,9 +255,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         **source_args,
     )
     validation = _Validation(
-        method,
+        config,
         op,
-        config.task,
         _validation_images(
             config,
             data.build_source(
@@ -395,10 +293,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     iterator = iter(dataset)
     replicated = NamedSharding(mesh, PartitionSpec())
     step_fn = _sharded_step(method, optimizer, op, config.task, mesh)
-    latest, best = _checkpoint_managers(workdir, config.train.keep_checkpoints)
+    latest, best = checkpoints.managers(workdir, config.train.keep_checkpoints)
 
     def fresh_state() -> training.TrainState:
-        state = training.init_state(method, optimizer, initial_params(config, model))
+        state = training.init_state(method, optimizer, build.initial_params(config, model))
         return jax.device_put(state, replicated)
 
     resume_step = latest.latest_step()
@@ -406,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         state = fresh_state()
     else:
         abstract = jax.eval_shape(
-            lambda: training.init_state(method, optimizer, initial_params(config, model))
+            lambda: training.init_state(method, optimizer, build.initial_params(config, model))
         )
         abstract = jax.tree.map(
             lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), abstract
@@ -519,25 +417,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         log.close()
     summary.update(step=step, train=last_values, interrupted=stop.received is not None)
     return summary
-
-
-def best_trainable(workdir: str | Path) -> tuple[int, dict[str, Any]]:
-    """The step and trainables (denoiser params and learned scalars) of a run's best validation.
-
-    Read onto this process's first device, whatever the topology of the run that saved them.
-    """
-    directory = Path(workdir).resolve() / "best"
-    steps = sorted(int(p.name) for p in directory.glob("*") if p.name.isdigit())
-    if not steps:
-        raise FileNotFoundError(f"{workdir}: no best/ checkpoint (is it a train.py workdir?)")
-    path = directory / str(steps[-1]) / "trainable"
-    checkpointer = ocp.StandardCheckpointer()
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-        checkpointer.metadata(path).item_metadata.tree,
-    )
-    return steps[-1], checkpointer.restore(path, target)
 
 
 def _postfix(values: dict[str, float]) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """One training step for any method: loss, gradient, optax update, as a pure function.
 
-The optimiser is Adam in groups (DESIGN §6): the denoiser's weights, SUPPA's ``λ``, and the
-learned ADMM scalars (``σ``, and the rivals' ``ρ``), each with its own learning rate and the
-same step decay (×``decay_rate`` every ``decay_steps`` optimiser steps).
+The optimiser is Adam in three groups: the denoiser's weights, SUPPA's ``λ`` (the paper's two),
+and the learned ADMM scalars (``σ``, and the rivals' ``ρ``), each with its own learning rate and
+the same step decay (×``decay_rate`` every ``decay_steps`` optimiser steps).
 """
 
 from typing import Any, NamedTuple
@@ -11,11 +11,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from suppa_jax.data import degrade_batch
-from suppa_jax.methods import Batch, Method, Metrics, Params, Trainable
-from suppa_jax.operators import Operator
-
-Array = jax.Array
+from suppa_jax.methods import Method
+from suppa_jax.physics import LinearOperator, degrade_batch
+from suppa_jax.typing import Array, Batch, ExampleBatch, Metrics, Params, Trainable
 
 __all__ = [
     "TrainState",
@@ -105,18 +103,18 @@ def update(
 
 def example_keys(seeds: Array) -> Array:
     """One PRNG key per example for the method's own randomness (SUPPA's reservoir draws, the
-    denoiser's noise), from the example seeds of :mod:`suppa_jax.data`. It is a different stream
-    from the measurement noise (``jax.random.key(seed)``), and independent of how the batch is
-    split across devices."""
+    denoiser's noise), from the example seeds of the input pipeline
+    (:mod:`suppa_jax.data.pipeline`). It is a different stream from the measurement noise
+    (``jax.random.key(seed)``), and independent of how the batch is split across devices."""
     return jax.vmap(lambda seed: jax.random.fold_in(jax.random.key(seed), 1))(seeds)
 
 
 def train_step(
     method: Method,
     optimizer: optax.GradientTransformation,
-    op: Operator,
+    op: LinearOperator,
     state: TrainState,
-    batch: Batch,
+    batch: ExampleBatch,
     *,
     noise_sigma: float,
     quantize: bool,
@@ -125,7 +123,7 @@ def train_step(
     """One step from a data batch ``{"hr", "seed"}``: measurements made here, then :func:`update`.
 
     ``y = degrade(hr)`` with the task's operator, noise and 8-bit quantisation
-    (:func:`suppa_jax.data.degrade_batch`), so the pipeline ships clean patches only.
+    (:func:`suppa_jax.physics.degrade_batch`), so the pipeline ships clean patches only.
     """
     data = degrade_batch(op, batch, noise_sigma, quantize)
     return update(method, optimizer, state, data, example_keys(batch["seed"]), axis_name)
