@@ -4,35 +4,43 @@
     python train.py --config=configs/sr_x2_cpu.py --workdir=runs/demo --config.method=deq
     python train.py --config=configs/denoiser_cpu.py --workdir=runs/denoiser
 
-Any config field can be overridden (``--config.train.lr=1e-5``). Running the same command again
-resumes from the latest checkpoint in ``--workdir``. Ctrl-C / SIGTERM save and exit cleanly.
-See ``suppa_jax.training.loop`` for what is written where.
+Any config field can be overridden (``--config.train.lr=1e-5``,
+``--config.model.widths='(16, 32, 64, 64)'``, ``--config.data.augment=False``). Running the
+same command again resumes from the latest checkpoint in ``--workdir``. Ctrl-C / SIGTERM save
+and exit cleanly. See ``suppa_jax.training.loop`` for what is written where, and
+``suppa_jax.cli`` for the conventions every entry point shares.
 """
 
-import sys
+from __future__ import annotations
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from collections.abc import Sequence
 
-from suppa_jax import use_fast_xla_cpu_flags
+from suppa_jax import cli, use_fast_xla_cpu_flags
+from suppa_jax import config as config_lib
 from suppa_jax.training import loop
 
-config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs (resumed if present).")
-flags.mark_flags_as_required(["config", "workdir"])
+
+def _parser():
+    parser = cli.parser("train.py", __doc__)
+    parser.add_argument("--config", required=True, help="experiment config file (configs/*.py)")
+    parser.add_argument(
+        "--workdir", required=True, help="checkpoints and logs (a run there is resumed)"
+    )
+    return parser
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    config = flags.FLAGS.config
-    loop.initialize_distributed(config)
+def main(argv: Sequence[str] | None = None) -> int:
+    """``train.py``: returns 0, or exits with status 2 and a one-line error."""
+    parser = _parser()
+    args, overrides = parser.parse_known_args(argv)
+    cli.quiet_logs()
     try:
-        summary = loop.train_and_evaluate(config, flags.FLAGS.workdir)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        sys.exit(f"train.py: {error}")
+        config = cli.load_config(args.config)
+        config_lib.apply_overrides(config, cli.config_overrides(overrides, config))
+        loop.initialize_distributed(config)
+        summary = loop.train_and_evaluate(config, args.workdir)
+    except (ValueError, KeyError, TypeError, FileNotFoundError, FloatingPointError) as error:
+        cli.fail(parser, error.args[0] if error.args else error)
     print(
         "train.py: step {step}; validation PSNR {start} → {end}".format(
             step=summary["step"],
@@ -40,6 +48,7 @@ def main(argv: list[str]) -> None:
             end=_psnr(summary.get("final")),
         )
     )
+    return 0
 
 
 def _psnr(values: dict | None) -> str:
@@ -48,4 +57,4 @@ def _psnr(values: dict | None) -> str:
 
 if __name__ == "__main__":
     use_fast_xla_cpu_flags()
-    app.run(main)
+    raise SystemExit(main())

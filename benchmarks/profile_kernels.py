@@ -143,13 +143,15 @@ def profile_size(size: speed.Size, calls: int) -> list[dict[str, Any]]:
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    header = ["size", "pass", *CATEGORIES, "wall (profiled)"]
+    header = ["size", "pass", *CATEGORIES, "wall (profiled)", "JAX busy / wall"]
     cells_by_row = []
     for r in rows:
         cells = [r["size"], r["pass"]]
         for key in (*CATEGORIES, "wall"):
             jax_s, torch_s = r["jax"][key], r["torch"][key]
             cells.append(f"{1e3 * jax_s:.1f} / {1e3 * torch_s:.1f} ({jax_s / torch_s:.2f})")
+        busy = sum(r["jax"][c] for c in CATEGORIES)
+        cells.append(f"{busy / r['jax']['wall']:.2f}")
         cells_by_row.append(cells)
     return common.table(header, cells_by_row) + "\n\nJAX ms / PyTorch ms per call (JAX/PyTorch)."
 

@@ -16,18 +16,12 @@ denoiser of its best validation checkpoint. Errors name the file or key and exit
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from suppa_jax.models.weights import (
-    count_params,
-    model_from_params,
-    params_from_torch,
-    read_state_dict,
-    save_params,
-)
+from suppa_jax import cli
+from suppa_jax.models.weights import count_params, load_denoiser, model_from_params, save_params
 from suppa_jax.training.checkpoints import best_trainable
 from suppa_jax.xla import use_fast_xla_cpu_flags
 
@@ -41,9 +35,10 @@ def _best_denoiser(workdir: str) -> Mapping[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns 0, or exits with status 2 and a one-line error."""
-    parser = argparse.ArgumentParser(
-        prog="python -m suppa_jax.convert",
-        description="Convert a PyTorch DRUNet state dict (.pth) to a suppa_jax params file.",
+    parser = cli.parser(
+        "python -m suppa_jax.convert",
+        "Convert a PyTorch DRUNet state dict (.pth), or the best denoiser of a train.py workdir, "
+        "to a suppa_jax params file.",
     )
     parser.add_argument(
         "input", help="PyTorch state dict (e.g. drunet_color.pth) or a train.py workdir"
@@ -54,16 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if Path(args.input).is_dir():
             params = _best_denoiser(args.input)
         else:
-            try:
-                params = params_from_torch(read_state_dict(args.input))
-            except ValueError as err:
-                raise ValueError(f"{args.input}: {err}") from err
+            params = load_denoiser(args.input)
         try:
             save_params(args.output, params)
         except OSError as err:
             raise ValueError(f"{args.output}: cannot write ({err.strerror or err})") from err
     except ValueError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+        cli.fail(parser, err)
     model = model_from_params(params)
     print(
         f"{args.input} -> {args.output}: DRUNet(widths={model.widths}, "

@@ -23,12 +23,11 @@ images, a side-by-side grid and the PSNR-per-iteration curve of each task under
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from suppa_jax import build, evaluation, tasks
+from suppa_jax import build, cli, evaluation, tasks
 from suppa_jax.xla import use_fast_xla_cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,12 +90,10 @@ def _gain(report: evaluation.Report, method: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m suppa_jax.demo", description=__doc__)
+    parser = cli.parser("python -m suppa_jax.demo", __doc__)
     parser.add_argument("--out", default="results/demo", help="output folder")
     args = parser.parse_args(argv)
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about optional metadata files
+    cli.quiet_logs()
     out = Path(args.out)
     start = time.perf_counter()
     print(

@@ -219,6 +219,9 @@ def test_profile_sorts_xla_instructions_by_their_hlo():
 
 
 def test_profile_accounts_for_the_wall_time(profile_rows):
+    """Busy times are positive and at most the wall time on 2 threads. (No lower bound: on a
+    loaded machine the process is descheduled, which adds wall time and no busy time; the
+    benchmark reports the ratio.)"""
     assert [r["pass"] for r in profile_rows] == ["forward", "forward+backward"]
     for row in profile_rows:
         for framework in ("jax", "torch"):
@@ -226,7 +229,7 @@ def test_profile_accounts_for_the_wall_time(profile_rows):
             assert seconds["convolutions"] > 0
             assert all(seconds[c] >= 0 for c in benchmark("profile_kernels").CATEGORIES)
         jax_busy = sum(row["jax"][c] for c in benchmark("profile_kernels").CATEGORIES)
-        assert 0.5 * row["jax"]["wall"] <= jax_busy <= 2 * row["jax"]["wall"]  # 2 threads
+        assert 0 < jax_busy <= 2 * row["jax"]["wall"]  # 2 threads
 
 
 def test_grid_score_finds_periodic_texture(rng):

@@ -7,13 +7,13 @@ Every file in ``configs/`` is a few lines that call a builder::
     def get_config():
         return experiment("sr", scale=2)
 
-and ``train.py`` loads it with ``ml_collections.config_flags`` (``--config=configs/sr_x2.py``),
+and ``train.py`` loads it (``--config=configs/sr_x2.py``, :func:`suppa_jax.cli.load_config`),
 where any field can be overridden from the command line (``--config.train.lr=1e-5``,
 ``--config.method=deq``, ``--config.model.widths='(16, 32, 64, 64)'``). The builders return
 *locked* ``ConfigDict`` s: existing fields can be changed, a misspelt one cannot be added (on the
-command line ``config_flags`` rejects it, naming the key). Then :func:`validate` checks the
-values and raises a ``ValueError`` that names the field's full path and the bad value, e.g.
-``config.train.lr must be > 0, got -1e-05``.
+command line :func:`suppa_jax.cli.config_overrides` rejects it, naming the key). Then
+:func:`validate` checks the values and raises a ``ValueError`` that names the field's full path
+and the bad value, e.g. ``config.train.lr must be > 0, got -1e-05``.
 
 Modules: :mod:`~suppa_jax.config.schema` (every field, its default and meaning),
 :mod:`~suppa_jax.config.experiments` (the paper's experiments and their CPU variants),

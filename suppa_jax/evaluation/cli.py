@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from suppa_jax import build, tasks
+from suppa_jax import build, cli, tasks
 from suppa_jax.evaluation.checkpoints import load_denoiser, load_model, resolve_path
 from suppa_jax.evaluation.evaluator import Dataset, evaluate, parse_data
 from suppa_jax.evaluation.report import METRICS_NOTE, Report, format_tables, slug, write_report
@@ -20,13 +20,11 @@ __all__ = ["main", "run"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="evaluate.py",
-        description=(
-            "Restore every image of one or more datasets with a trained model and the baselines "
-            "(bicubic / initial(y), plug-and-play ADMM with the pre-trained denoiser); report "
-            "PSNR (RGB, no crop), PSNR-Y (border = scale), SSIM and iterations."
-        ),
+    parser = cli.parser(
+        "evaluate.py",
+        "Restore every image of one or more datasets with a trained model and the baselines "
+        "(bicubic / initial(y), Tikhonov, plug-and-play ADMM with the pre-trained denoiser); "
+        "report PSNR (RGB, no crop), PSNR-Y (border = scale), SSIM and iterations.",
     )
     parser.add_argument(
         "--checkpoint",
@@ -170,13 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``evaluate.py``: returns 0, or exits with status 2 and a one-line error."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about optional metadata files
+    cli.quiet_logs()
     try:
         report, paths = run(args)
     except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+        cli.fail(parser, err)
     print(format_tables(report))
     names = ", ".join(p.name for p in paths.values())
     print(f"Wrote {names}, the restored images and the grids to {paths['json'].parent}/")

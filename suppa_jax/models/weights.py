@@ -400,12 +400,13 @@ def load_denoiser(path: str | os.PathLike) -> Params:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"params file {str(path)!r} does not exist")
+        raise ValueError(f"{path}: cannot read: no such file")
     if path.suffix.lower() not in PARAMS_SUFFIXES:
         raise ValueError(f"{path}: not a params file (expected {', '.join(PARAMS_SUFFIXES)})")
     if path.suffix.lower() == ".msgpack":
         return load_params(path)[1]
+    state_dict = read_state_dict(str(path))  # its errors name the file
     try:
-        return params_from_torch(read_state_dict(str(path)))
+        return params_from_torch(state_dict)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
