@@ -52,7 +52,7 @@ FLAT_REGIONS = (
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = ROOT / "weights" / "drunet_cpu_denoiser.msgpack"
 
-Denoiser = Callable[[np.ndarray, float], np.ndarray]
+ImageDenoiser = Callable[[np.ndarray, float], np.ndarray]
 
 
 def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -76,7 +76,7 @@ def psnr(x: np.ndarray, reference: np.ndarray) -> float:
     return float(metrics.psnr(jnp.asarray(x, jnp.float32), jnp.asarray(reference, jnp.float32)))
 
 
-def drunet_denoiser(path: Path) -> Denoiser:
+def drunet_denoiser(path: Path) -> ImageDenoiser:
     """``D(x, σ)`` of a DRUNet params file, jitted (one compilation per image size)."""
     model, params = weights.load_params(path)
     apply = jax.jit(lambda x, s: model.apply({"params": params}, x, s))
@@ -87,7 +87,7 @@ def drunet_denoiser(path: Path) -> Denoiser:
     return run
 
 
-def bm3d_denoiser() -> Denoiser:
+def bm3d_denoiser() -> ImageDenoiser:
     import bm3d
 
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -96,7 +96,7 @@ def bm3d_denoiser() -> Denoiser:
     return run
 
 
-def wavelet_denoiser() -> Denoiser:
+def wavelet_denoiser() -> ImageDenoiser:
     from skimage.restoration import denoise_wavelet
 
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -113,7 +113,7 @@ def wavelet_denoiser() -> Denoiser:
     return run
 
 
-def nlm_denoiser() -> Denoiser:
+def nlm_denoiser() -> ImageDenoiser:
     from skimage.restoration import denoise_nl_means
 
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:
@@ -142,7 +142,7 @@ def grid_score(change: np.ndarray, period: int = LATTICE) -> float:
     return float(lattice.sum() / (lattice.size - 1) / power.mean())
 
 
-def identity_test(denoise: Denoiser, photos: data.ImageSource) -> list[dict[str, Any]]:
+def identity_test(denoise: ImageDenoiser, photos: data.ImageSource) -> list[dict[str, Any]]:
     """Each clean photo through ``denoise`` at ``σ = 5/255``: PSNR, colour shift, grid score."""
     rows = []
     for index in range(len(photos)):
@@ -161,7 +161,7 @@ def identity_test(denoise: Denoiser, photos: data.ImageSource) -> list[dict[str,
 
 
 def denoising_table(
-    denoisers: dict[str, Denoiser], photos: data.ImageSource, levels: Sequence[int], seed: int
+    denoisers: dict[str, ImageDenoiser], photos: data.ImageSource, levels: Sequence[int], seed: int
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """PSNR of every denoiser on every photo and level; and the seconds each spent."""
     rows, seconds = [], dict.fromkeys(denoisers, 0.0)
@@ -185,7 +185,9 @@ def denoising_table(
     return rows, seconds
 
 
-def flat_region_figure(path: Path, priors: dict[str, Denoiser], photos: data.ImageSource) -> None:
+def flat_region_figure(
+    path: Path, priors: dict[str, ImageDenoiser], photos: data.ImageSource
+) -> None:
     """The sky crops of :data:`FLAT_REGIONS`, clean and through each prior at ``σ = 5/255``,
     zoomed, each with the change ``D(x) − x`` amplified ×20 around mid-grey below it."""
     from matplotlib.figure import Figure

@@ -11,10 +11,9 @@ Conventions (the paper reports the first; the SR literature the second):
 """
 
 import dm_pix
-import jax
 import jax.numpy as jnp
 
-Array = jax.Array
+from suppa_jax.typing import Array
 
 __all__ = ["mse", "psnr", "psnr_y", "rgb_to_y", "ssim"]
 

@@ -223,6 +223,119 @@ def _check_finite(step: int, values: dict[str, float], last_saved: int | None) -
         )
 
 
+def _sources(config: ml_collections.ConfigDict) -> tuple[data.ImageSource, data.ImageSource]:
+    """The training and validation images of ``config.data``."""
+    scale = config.task.scale
+    common = dict(
+        feature=config.data.feature,
+        data_dir=config.data.data_dir or None,
+        skip_bad_images=config.data.skip_bad_images,
+        deadleaves=data.DeadLeaves(size=config.data.deadleaves_size or config.data.patch * scale),
+        deadleaves_images=config.data.deadleaves_images,
+        seed=config.data.seed,
+    )
+    train = data.build_source(
+        config.data.source, config.data.train_split, min_size=config.data.patch * scale, **common
+    )
+    validation = data.build_source(
+        config.data.eval_source or config.data.source, config.data.eval_split, **common
+    )
+    return train, validation
+
+
+def _train_dataset(config: ml_collections.ConfigDict, source: data.ImageSource) -> Any:
+    """This process's share of the training stream (:func:`suppa_jax.data.build_train_dataset`)."""
+    return data.build_train_dataset(
+        source,
+        batch_size=config.train.batch_size // jax.process_count(),
+        patch=config.data.patch,
+        scale=config.task.scale,
+        augment=config.data.augment,
+        permute_channels=config.data.permute_channels,
+        seed=config.data.seed,
+        patches_per_image=config.data.patches_per_image,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        worker_count=config.data.worker_count,
+    )
+
+
+class _Checkpoints:
+    """The run's latest states (with the data iterator's position) and best trainables."""
+
+    def __init__(self, workdir: Path, keep: int, iterator: Any) -> None:
+        self.directory = workdir / "checkpoints"
+        self.latest, self.best = checkpoints.managers(workdir, keep)
+        self.iterator = iterator
+        self.last_saved = self.latest.latest_step()
+
+    def restore(self, abstract: training.TrainState) -> training.TrainState | None:
+        """The latest state (``abstract``: its shapes and shardings), the iterator set to its
+        position; ``None`` for a fresh run."""
+        if self.last_saved is None:
+            return None
+        restored = self.latest.restore(
+            self.last_saved,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract),
+                data=grain.checkpoint.CheckpointRestore(self.iterator),
+            ),
+        )
+        print(f"Resumed from {self.directory} at step {self.last_saved}.")
+        return training.TrainState(*restored.state)
+
+    def save(self, step: int, state: training.TrainState) -> None:
+        """Save ``state`` and the iterator's position at ``step`` (once per step)."""
+        if self.last_saved == step:
+            return
+        self.latest.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                data=grain.checkpoint.CheckpointSave(self.iterator),
+            ),
+        )
+        self.last_saved = step
+
+    def save_best(self, step: int, trainable: Trainable, values: dict[str, float]) -> None:
+        """Offer the validated trainables to ``best/`` (kept if their ``val_psnr`` is the best)."""
+        self.best.save(
+            step,
+            args=ocp.args.Composite(trainable=ocp.args.StandardSave(trainable)),
+            metrics=values,
+        )
+
+    def close(self) -> None:
+        self.latest.wait_until_finished()
+        self.best.wait_until_finished()
+
+
+class _Metrics:
+    """Training metrics kept on the device between logging steps, fetched in one host sync."""
+
+    def __init__(self, log: _Log) -> None:
+        self.log, self.pending, self.last = log, [], {}
+        self.clock = time.perf_counter()
+
+    def append(self, metrics: dict[str, jax.Array]) -> None:
+        self.pending.append(metrics)
+
+    def flush(self, step: int, last_saved: int | None) -> None:
+        """Log the mean of the metrics since the last flush, and the steps per second; stop on a
+        non-finite loss."""
+        if not self.pending:
+            return
+        fetched = jax.device_get(self.pending)
+        now = time.perf_counter()
+        values = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+        values["steps_per_second"] = len(fetched) / (now - self.clock)
+        self.clock = now
+        self.pending.clear()
+        _check_finite(step, values, last_saved)
+        self.log.write(step, values)
+        self.last = values
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Train ``config.method`` as configured, resuming from ``workdir`` if it holds a run.
 
@@ -239,36 +352,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mesh = Mesh(np.array(jax.devices()), (DATA_AXIS,))
     op, model = build.build_operator(config.task), build.build_model(config)
     method = build.build_method(config, model, op)
-    scale = config.task.scale
-    source_args = dict(
-        feature=config.data.feature,
-        data_dir=config.data.data_dir or None,
-        skip_bad_images=config.data.skip_bad_images,
-        deadleaves=data.DeadLeaves(size=config.data.deadleaves_size or config.data.patch * scale),
-        deadleaves_images=config.data.deadleaves_images,
-        seed=config.data.seed,
-    )
-    train_source = data.build_source(
-        config.data.source,
-        config.data.train_split,
-        min_size=config.data.patch * scale,
-        **source_args,
-    )
-    validation = _Validation(
-        config,
-        op,
-        _validation_images(
-            config,
-            data.build_source(
-                config.data.eval_source or config.data.source,
-                config.data.eval_split,
-                **source_args,
-            ),
-        ),
-    )
+    train_source, validation_source = _sources(config)
+    validation = _Validation(config, op, _validation_images(config, validation_source))
 
-    examples_per_epoch = len(train_source) * config.data.patches_per_image
-    steps_per_epoch = examples_per_epoch / config.train.batch_size
+    steps_per_epoch = len(train_source) * config.data.patches_per_image / config.train.batch_size
     total_steps = math.ceil(config.train.epochs * steps_per_epoch)
     optimizer = training.make_optimizer(
         lr=config.train.lr,
@@ -277,145 +364,80 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         decay_steps=max(1, round(config.train.decay_epochs * steps_per_epoch)),
         decay_rate=config.train.decay_rate,
     )
-    dataset = data.build_train_dataset(
-        train_source,
-        batch_size=config.train.batch_size // jax.process_count(),
-        patch=config.data.patch,
-        scale=scale,
-        augment=config.data.augment,
-        permute_channels=config.data.permute_channels,
-        seed=config.data.seed,
-        patches_per_image=config.data.patches_per_image,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        worker_count=config.data.worker_count,
-    )
-    iterator = iter(dataset)
-    replicated = NamedSharding(mesh, PartitionSpec())
+    iterator = iter(_train_dataset(config, train_source))
     step_fn = _sharded_step(method, optimizer, op, config.task, mesh)
-    latest, best = checkpoints.managers(workdir, config.train.keep_checkpoints)
+    store = _Checkpoints(workdir, config.train.keep_checkpoints, iterator)
 
-    def fresh_state() -> training.TrainState:
-        state = training.init_state(method, optimizer, build.initial_params(config, model))
-        return jax.device_put(state, replicated)
+    replicated = NamedSharding(mesh, PartitionSpec())
 
-    resume_step = latest.latest_step()
-    if resume_step is None:
-        state = fresh_state()
-    else:
-        abstract = jax.eval_shape(
-            lambda: training.init_state(method, optimizer, build.initial_params(config, model))
-        )
-        abstract = jax.tree.map(
-            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), abstract
-        )
-        restored = latest.restore(
-            resume_step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract),
-                data=grain.checkpoint.CheckpointRestore(iterator),
-            ),
-        )
-        state = training.TrainState(*restored.state)
-        print(f"Resumed from {workdir / 'checkpoints'} at step {resume_step}.")
+    def start() -> training.TrainState:
+        return training.init_state(method, optimizer, build.initial_params(config, model))
+
+    abstract = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated),
+        jax.eval_shape(start),
+    )
+    state = store.restore(abstract)
+    if state is None:
+        state = jax.device_put(start(), replicated)
 
     log = _Log(workdir)
     step = int(_local_copy(state.step))
-    last_saved = resume_step
     summary: dict[str, Any] = {"start_step": step}
+    metrics = _Metrics(log)
 
-    def save(step: int, state: training.TrainState) -> None:
-        nonlocal last_saved
-        if last_saved == step:
-            return
-        latest.save(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(iterator),
-            ),
-        )
-        last_saved = step
-
-    def run_validation(step: int, state: training.TrainState) -> dict[str, float]:
+    def validate(step: int, state: training.TrainState) -> dict[str, float]:
         trainable = _local_copy(state.trainable)
         values = validation(trainable)
         log.write(step, values)
-        best.save(
-            step,
-            args=ocp.args.Composite(trainable=ocp.args.StandardSave(trainable)),
-            metrics=values,
-        )
+        store.save_best(step, trainable, values)
         return values
 
     if step == 0:
-        summary["initial"] = run_validation(0, state)
-    pending: list[dict[str, jax.Array]] = []
-    last_values: dict[str, float] = {}
+        summary["initial"] = validate(0, state)
     stop = _StopSignal()
-    clock = time.perf_counter()
-
-    def flush(step: int) -> None:
-        """Fetch the metrics of the steps since the last flush (one host sync)."""
-        nonlocal clock, last_values
-        if not pending:
-            return
-        fetched = jax.device_get(pending)
-        now = time.perf_counter()
-        values = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-        values["steps_per_second"] = len(fetched) / (now - clock)
-        clock = now
-        pending.clear()
-        _check_finite(step, values, last_saved)
-        log.write(step, values)
-        last_values = values
-
     bar = tqdm.tqdm(
         total=total_steps,
         initial=step,
         disable=jax.process_index() != 0,
-        desc=f"{config.method} {config.task.kind}×{scale}",
+        desc=f"{config.method} {config.task.kind}×{config.task.scale}",
         dynamic_ncols=True,
     )
     try:
         with stop.installed():
             while step < total_steps:
-                batch = _global_batch(mesh, next(iterator))
-                state, metrics = step_fn(state, batch)
-                pending.append(metrics)
+                state, step_metrics = step_fn(state, _global_batch(mesh, next(iterator)))
+                metrics.append(step_metrics)
                 step += 1
                 bar.update(1)
-                epoch_ended = math.floor(step / steps_per_epoch) > math.floor(
-                    (step - 1) / steps_per_epoch
-                )
-                if step % config.train.log_every_steps == 0 or step == total_steps:
-                    flush(step)
-                    bar.set_postfix(_postfix(last_values), refresh=False)
-                if epoch_ended or step == total_steps:
-                    epoch = math.floor(step / steps_per_epoch)
-                    if epoch % config.train.eval_every_epochs == 0 or step == total_steps:
-                        flush(step)
-                        summary["final"] = run_validation(step, state)
-                        save(step, state)
+                epoch = math.floor(step / steps_per_epoch)
+                epoch_ended = epoch > math.floor((step - 1) / steps_per_epoch)
+                last = step == total_steps
+                if step % config.train.log_every_steps == 0 or last:
+                    metrics.flush(step, store.last_saved)
+                    bar.set_postfix(_postfix(metrics.last), refresh=False)
+                if (epoch_ended and epoch % config.train.eval_every_epochs == 0) or last:
+                    metrics.flush(step, store.last_saved)
+                    summary["final"] = validate(step, state)
+                    store.save(step, state)
                 if step % config.train.checkpoint_every_steps == 0:
-                    flush(step)
-                    save(step, state)
+                    metrics.flush(step, store.last_saved)
+                    store.save(step, state)
                 if stop.received is not None:
-                    flush(step)
-                    save(step, state)
+                    metrics.flush(step, store.last_saved)
+                    store.save(step, state)
                     print(
                         f"\nStopped by signal {signal.Signals(stop.received).name} at step "
                         f"{step}; checkpoint saved. Run the same command to resume."
                     )
                     break
-            flush(step)
-            save(step, state)
+            metrics.flush(step, store.last_saved)
+            store.save(step, state)
     finally:
         bar.close()
-        latest.wait_until_finished()
-        best.wait_until_finished()
+        store.close()
         log.close()
-    summary.update(step=step, train=last_values, interrupted=stop.received is not None)
+    summary.update(step=step, train=metrics.last, interrupted=stop.received is not None)
     return summary
 
 
