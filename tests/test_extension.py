@@ -12,7 +12,6 @@ import pytest
 from suppa_jax import build, evaluation, methods, tasks
 from suppa_jax import config as config_lib
 from suppa_jax.methods import base
-from suppa_jax.models import drunet, weights
 from suppa_jax.physics import LinearOperator
 from suppa_jax.solvers import admm
 from suppa_jax.training import loop
@@ -99,15 +98,6 @@ def registered():
     methods.unregister("one_step")
     tasks.unregister_task("vignette")
     tasks.unregister_kind("vignette")
-
-
-@pytest.fixture(scope="module")
-def init_file(tmp_path_factory) -> str:
-    model = drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
-    params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32), 0.1)
-    path = tmp_path_factory.mktemp("weights") / "tiny.msgpack"
-    weights.save_params(path, jax.tree.map(lambda p: 0.3 * p, params["params"]))
-    return str(path)
 
 
 def toy_config(init_file: str):

@@ -27,17 +27,6 @@ from suppa_jax.training import checkpoints, loop
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def init_file(tmp_path_factory) -> str:
-    """A tiny random DRUNet, shrunk so that the ADMM iteration stays bounded."""
-    model = drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
-    params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32), 0.1)
-    params = jax.tree.map(lambda p: 0.3 * p, params["params"])
-    path = tmp_path_factory.mktemp("weights") / "tiny.msgpack"
-    weights.save_params(path, params)
-    return str(path)
-
-
 def tiny_overrides(init_file: str, **changes) -> dict:
     """13 training images, batch 4: 3.25 steps per epoch; epochs=2 → 7 steps."""
     return {

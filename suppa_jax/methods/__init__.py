@@ -31,7 +31,6 @@ from suppa_jax.methods.denoiser import denoiser, noise_level
 from suppa_jax.methods.equilibrium import deq, jfb
 from suppa_jax.methods.registry import (
     MethodSpec,
-    all_specs,
     get,
     make,
     names,
@@ -54,7 +53,6 @@ for _spec in (
 __all__ = [
     "Method",
     "MethodSpec",
-    "all_specs",
     "denoiser",
     "deq",
     "get",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,7 @@ __all__ = [
     "Method",
     "admm_iteration",
     "detached_fixed_point",
+    "fixed_point_settings",
     "mse",
     "prepared",
     "scalar",
@@ -140,3 +141,10 @@ def solve_predict(
         )
 
     return predict
+
+
+def fixed_point_settings(config: Any) -> dict[str, Any]:
+    """The settings every fixed-point method reads from ``config.admm``: ``rho``, ``max_iters``,
+    ``tol`` and the initial ``sigma``."""
+    a = config.admm
+    return {"rho": a.rho, "max_iters": a.max_iters, "tol": a.tol, "sigma": a.sigma}

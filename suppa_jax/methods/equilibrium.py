@@ -13,6 +13,7 @@ from suppa_jax.methods.base import (
     Method,
     admm_iteration,
     detached_fixed_point,
+    fixed_point_settings,
     mse,
     prepared,
     scalar,
@@ -192,22 +193,15 @@ def jfb(
     )
 
 
-def _fixed_point_settings(config: Any) -> dict[str, Any]:
-    a = config.admm
-    return {
-        "rho": a.rho,
-        "max_iters": a.max_iters,
-        "tol": a.tol,
-        "sigma": a.sigma,
-        "anderson_memory": a.anderson_memory,
-    }
+def _jfb_settings(config: Any) -> dict[str, Any]:
+    return fixed_point_settings(config) | {"anderson_memory": config.admm.anderson_memory}
 
 
 def _deq_settings(config: Any) -> dict[str, Any]:
     a = config.admm
     backward = {"backward_max_iters": a.backward_max_iters, "backward_tol": a.backward_tol}
-    return _fixed_point_settings(config) | backward
+    return _jfb_settings(config) | backward
 
 
 DEQ_SPEC = MethodSpec("deq", deq, "DEQ", _deq_settings)
-JFB_SPEC = MethodSpec("jfb", jfb, "JFB", _fixed_point_settings)
+JFB_SPEC = MethodSpec("jfb", jfb, "JFB", _jfb_settings)

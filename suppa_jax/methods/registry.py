@@ -10,14 +10,14 @@ is its own module plus one :func:`register` call.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from suppa_jax.methods.base import Method
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.typing import DenoiserApply
 
-__all__ = ["MethodSpec", "all_specs", "get", "make", "names", "register", "unregister"]
+__all__ = ["MethodSpec", "get", "make", "names", "register", "unregister"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +77,3 @@ def make(name: str, apply: DenoiserApply, op: LinearOperator, **settings: Any) -
         return spec.factory(apply, op, **settings)
     except TypeError as error:  # an unknown or missing setting
         raise ValueError(f"method {name!r}: {error}") from None
-
-
-def all_specs() -> Mapping[str, MethodSpec]:
-    """A read-only view of the registry."""
-    return dict(_REGISTRY)

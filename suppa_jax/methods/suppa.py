@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from suppa_jax.methods.base import (
     Method,
     admm_iteration,
+    fixed_point_settings,
     mse,
     prepared,
     scalar,
@@ -140,14 +141,7 @@ def suppa(
 
 def _settings(config: Any) -> dict[str, Any]:
     a = config.admm
-    return {
-        "rho": a.rho,
-        "max_iters": a.max_iters,
-        "tol": a.tol,
-        "sigma": a.sigma,
-        "lam": a.lam,
-        "random_states": a.random_states,
-    }
+    return fixed_point_settings(config) | {"lam": a.lam, "random_states": a.random_states}
 
 
 SPEC = MethodSpec("suppa", suppa, "SUPPA", _settings)

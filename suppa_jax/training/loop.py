@@ -128,14 +128,11 @@ class _Validation:
     with the method's ``predict`` compiled once per image size."""
 
     def __init__(
-        self,
-        config: ml_collections.ConfigDict,
-        op: LinearOperator,
-        images: list[tuple[str, ExampleBatch]],
+        self, config: ml_collections.ConfigDict, images: list[tuple[str, ExampleBatch]]
     ) -> None:
         self.config, self.images = config, images
         self._evaluator = Evaluator(config.task)
-        self._predict = jitted_predict(config, op)
+        self._predict = jitted_predict(config, self._evaluator.op)
 
     def __call__(self, trainable: Trainable) -> dict[str, float]:
         row = method_restorer(self.config, trainable, self._predict)
@@ -353,7 +350,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     op, model = build.build_operator(config.task), build.build_model(config)
     method = build.build_method(config, model, op)
     train_source, validation_source = _sources(config)
-    validation = _Validation(config, op, _validation_images(config, validation_source))
+    validation = _Validation(config, _validation_images(config, validation_source))
 
     steps_per_epoch = len(train_source) * config.data.patches_per_image / config.train.batch_size
     total_steps = math.ceil(config.train.epochs * steps_per_epoch)
