@@ -10,6 +10,7 @@
 Measurements are not made here but in the jitted step (:func:`suppa_jax.physics.degrade_batch`).
 """
 
+from suppa_jax.config.sources import SAMPLE_SPLITS, SOURCE_FORMS, parse_mixture
 from suppa_jax.data.deadleaves import DeadLeaves
 from suppa_jax.data.pipeline import build_train_dataset, eval_images
 from suppa_jax.data.sources import (
@@ -25,7 +26,6 @@ from suppa_jax.data.sources import (
     held_out_photos,
     sample_images,
 )
-from suppa_jax.config.sources import SAMPLE_SPLITS, SOURCE_FORMS, parse_mixture
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -31,7 +31,6 @@ at the top left to a multiple of the scale, with seed = its index in the source.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterator
 
 import grain
@@ -42,6 +41,7 @@ from suppa_jax.data.sources import ImageSource, size_problem
 from suppa_jax.typing import ExampleBatch
 
 __all__ = ["build_train_dataset", "eval_images"]
+
 
 def _random_patch(
     index: int,
@@ -141,7 +141,6 @@ def build_train_dataset(
             flags.FLAGS.mark_as_parsed()
         dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
     return dataset
-
 
 
 def eval_images(source: ImageSource, scale: int) -> Iterator[tuple[str, ExampleBatch]]:

@@ -23,6 +23,7 @@ import functools
 import importlib.util
 import logging
 import math
+import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,8 @@ import numpy as np
 from PIL import Image
 from skimage import data as skdata
 
-from suppa_jax.data.deadleaves import DeadLeaves, render
 from suppa_jax.config.sources import SAMPLE_SPLITS, SOURCE_FORMS, parse_mixture
+from suppa_jax.data.deadleaves import DeadLeaves, render
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -52,6 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+
 
 class ImageSource(Protocol):
     """Random access to ``uint8`` RGB images of shape ``(H, W, 3)``."""
@@ -413,7 +415,6 @@ def _single_source(
     raise ValueError(f"unknown data source {source!r}; use {SOURCE_FORMS}")
 
 
-
 def build_source(
     source: str,
     split: str,
@@ -463,5 +464,3 @@ def build_source(
     if len(sources) == 1:
         return sources[0]
     return MixtureSource(sources, [weight for weight, _ in entries])
-
-
