@@ -20,8 +20,9 @@ task the evaluation's files (``<task>/``: tables, images, grid, and the PSNR-per
 figure ``curves.png``, the paper's Fig. 3).
 
 Runs are kept in ``--workdir`` (default ``runs/reproduce/<task>_<method>``); a finished run is
-not retrained (its recorded time is reused) and an interrupted one resumes. Reproduce (25
-minutes on 2 CPU cores)::
+not retrained (its recorded time is reused) and an interrupted one resumes (its time adds up
+over the segments that ended normally, by Ctrl-C or by an error). Reproduce (about 2 hours on
+2 CPU cores: a ``unrolled`` or ``deq`` step costs about 10 SUPPA steps)::
 
     python -m benchmarks.reproduce
 """
@@ -79,20 +80,36 @@ def step_memory(config: ml_collections.ConfigDict) -> int:
     return memory.memory_of(compiled)["peak_bytes"]
 
 
+def _validation_at_step_0(workdir: Path) -> float | None:
+    """The validation PSNR before training, from the run's ``metrics.jsonl`` (kept on resume)."""
+    with (workdir / "metrics.jsonl").open() as lines:
+        for record in map(json.loads, lines):
+            if record.get("step") == 0 and "val_psnr" in record:
+                return record["val_psnr"]
+    return None
+
+
 def train(config: ml_collections.ConfigDict, workdir: Path) -> dict[str, Any]:
     """Fine-tune (or reuse a finished run); returns its summary with the training seconds."""
     record = workdir / "reproduce_run.json"
     if record.exists():
         return json.loads(record.read_text())
+    workdir.mkdir(parents=True, exist_ok=True)
+    elapsed = workdir / "reproduce_seconds.txt"  # training time of earlier, interrupted segments
+    earlier = float(elapsed.read_text()) if elapsed.exists() else 0.0
     start = time.perf_counter()
-    summary = loop.train_and_evaluate(config, workdir)
+    try:
+        summary = loop.train_and_evaluate(config, workdir)
+    finally:
+        seconds = earlier + time.perf_counter() - start
+        elapsed.write_text(f"{seconds:.1f}")
     if summary.get("interrupted"):
         raise SystemExit(f"{workdir}: training was interrupted; run again to resume")
     result = {
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(seconds, 1),
         "steps": summary["step"],
         "validation_psnr": {
-            "start": (summary.get("initial") or {}).get("val_psnr"),
+            "start": _validation_at_step_0(workdir),
             "end": (summary.get("final") or {}).get("val_psnr"),
         },
         "lam": summary["train"].get("lam"),
