@@ -6,9 +6,11 @@
 
 Any config field can be overridden (``--config.train.lr=1e-5``,
 ``--config.model.widths='(16, 32, 64, 64)'``, ``--config.data.augment=False``). Running the
-same command again resumes from the latest checkpoint in ``--workdir``. Ctrl-C / SIGTERM save
-and exit cleanly. See ``suppa_jax.training.loop`` for what is written where, and
-``suppa_jax.cli`` for the conventions every entry point shares.
+same command again resumes from the newest usable checkpoint in ``--workdir`` (one that cannot
+be read is set aside with a warning), with the same config: another is refused unless
+``--allow_config_change``. Ctrl-C / SIGTERM save and exit cleanly. See
+``suppa_jax.training.loop`` for what is written where, and ``suppa_jax.cli`` for the
+conventions every entry point shares.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ def _parser():
     parser.add_argument(
         "--workdir", required=True, help="checkpoints and logs (a run there is resumed)"
     )
+    parser.add_argument(
+        "--allow_config_change",
+        action="store_true",
+        help="resume the run in --workdir although the config differs from the one it was "
+        "saved with (otherwise refused, listing the fields; the number of epochs and the "
+        "logging and checkpoint intervals may always change)",
+    )
     return parser
 
 
@@ -33,14 +42,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``train.py``: returns 0, or exits with status 2 and a one-line error."""
     parser = _parser()
     args, overrides = parser.parse_known_args(argv)
-    cli.quiet_logs()
-    try:
+    cli.quiet_logs(args.verbosity)
+    with cli.reporting_errors(parser, args.verbosity):
         config = cli.load_config(args.config)
         config_lib.apply_overrides(config, cli.config_overrides(overrides, config))
         loop.initialize_distributed(config)
-        summary = loop.train_and_evaluate(config, args.workdir)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, FloatingPointError) as error:
-        cli.fail(parser, error.args[0] if error.args else error)
+        summary = loop.train_and_evaluate(
+            config, args.workdir, allow_config_change=args.allow_config_change
+        )
     print(
         "train.py: step {step}; validation PSNR {start} → {end}".format(
             step=summary["step"],

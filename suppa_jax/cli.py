@@ -4,26 +4,45 @@
 * Options are ``--name=value`` (or ``--name value``), names with underscores; ``--help`` lists
   them. ``train.py`` also takes ``--config.<field>=<value>`` for any config field.
 * Each has ``main(argv) -> int``, callable from Python (tests, notebooks) as well as the shell.
-* A user error (an unknown option, a bad config field or value, a missing or unreadable file) is
-  one line, ``<prog>: error: <what is wrong, naming it>``, on stderr, and exit status 2.
+* A user error (an unknown option, a bad config field or value, a missing or unreadable file,
+  a damaged checkpoint, a full disk: :data:`USER_ERRORS`) is one line,
+  ``<prog>: error: <what is wrong, naming it>``, on stderr, and exit status 2
+  (:func:`reporting_errors`). ``--verbosity=1`` adds the traceback and the libraries' logs.
 * Each applies :func:`suppa_jax.use_fast_xla_cpu_flags` before JAX starts (when run from the
-  shell) and keeps orbax's per-checkpoint INFO logs out of the output.
+  shell) and keeps the libraries' logs (orbax logs every checkpoint, and the tracebacks of
+  its writer threads) out of the output (:func:`quiet_logs`).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib.util
-from collections.abc import Sequence
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import ml_collections
 
 from suppa_jax import config as config_lib
+from suppa_jax.errors import WorkdirError
 
-__all__ = ["config_overrides", "fail", "load_config", "parser", "quiet_logs"]
+__all__ = [
+    "USER_ERRORS",
+    "config_overrides",
+    "fail",
+    "load_config",
+    "parser",
+    "quiet_logs",
+    "reporting_errors",
+]
+
+#: The exceptions that are a user's to fix, each reported as one line.
+USER_ERRORS = (ValueError, KeyError, TypeError, OSError, FloatingPointError, WorkdirError)
 
 CONFIG_PREFIX = "--config."
 
@@ -36,14 +55,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """An entry point's parser: no abbreviated options, the description shown as written, and
-    usage errors in the one-line form of :func:`fail`."""
-    return _Parser(
+    """An entry point's parser: no abbreviated options, the description shown as written,
+    usage errors in the one-line form of :func:`fail`, and ``--verbosity``."""
+    result = _Parser(
         prog=prog,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
+    result.add_argument(
+        "--verbosity",
+        type=int,
+        default=0,
+        help="0: errors in one line; 1: with their traceback, and the libraries' logs",
+    )
+    return result
 
 
 def fail(parser: argparse.ArgumentParser, message: object) -> NoReturn:
@@ -51,11 +77,47 @@ def fail(parser: argparse.ArgumentParser, message: object) -> NoReturn:
     parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
-def quiet_logs() -> None:
-    """Keep absl's INFO and WARNING logs (orbax logs every checkpoint step) out of the output."""
+def quiet_logs(verbosity: int = 0) -> None:
+    """Keep absl's logs out of the output: orbax logs every checkpoint at INFO and, at ERROR,
+    the traceback of a failed save in each of its threads (the failure itself is reported
+    once, by :func:`reporting_errors`). ``verbosity`` ≥ 1 keeps its warnings and errors."""
     from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.WARNING if verbosity >= 1 else absl_logging.FATAL)
+    logging.getLogger("absl").setLevel(logging.WARNING if verbosity >= 1 else logging.CRITICAL)
+    if verbosity < 1:
+        sys.unraisablehook = _without_closed_loop_noise(sys.unraisablehook)
+
+
+def _without_closed_loop_noise(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``hook`` but silent on ``RuntimeError: Event loop is closed``: after orbax fails to read
+    a damaged checkpoint, tensorstore's pending callbacks reach the event loop orbax has
+    closed, one traceback each. The failure itself is reported (and the next one tried)."""
+
+    def unraisable(report: Any) -> None:
+        exc = report.exc_value
+        if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+            hook(report)
+
+    return unraisable
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, KeyError | FloatingPointError) and error.args:
+        return str(error.args[0])  # str() of a KeyError adds quotes
+    return str(error)
+
+
+@contextlib.contextmanager
+def reporting_errors(parser: argparse.ArgumentParser, verbosity: int = 0) -> Iterator[None]:
+    """Turn a :data:`USER_ERRORS` exception raised inside into :func:`fail`'s one line (after
+    its traceback when ``verbosity`` ≥ 1)."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        if verbosity >= 1:
+            traceback.print_exc()
+        fail(parser, _message(error))
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:

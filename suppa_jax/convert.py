@@ -27,10 +27,7 @@ from suppa_jax.xla import use_fast_xla_cpu_flags
 
 
 def _best_denoiser(workdir: str) -> Mapping[str, Any]:
-    try:
-        return best_trainable(workdir)[1]["denoiser"]
-    except FileNotFoundError as err:
-        raise ValueError(str(err)) from err
+    return best_trainable(workdir).trainable["denoiser"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("output", help="params file to write, e.g. drunet_color.msgpack")
     args = parser.parse_args(argv)
-    try:
+    cli.quiet_logs(args.verbosity)
+    with cli.reporting_errors(parser, args.verbosity):
         if Path(args.input).is_dir():
             params = _best_denoiser(args.input)
         else:
@@ -54,8 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_params(args.output, params)
         except OSError as err:
             raise ValueError(f"{args.output}: cannot write ({err.strerror or err})") from err
-    except ValueError as err:
-        cli.fail(parser, err)
     model = model_from_params(params)
     print(
         f"{args.input} -> {args.output}: DRUNet(widths={model.widths}, "

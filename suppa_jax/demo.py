@@ -89,12 +89,8 @@ def _gain(report: evaluation.Report, method: str) -> float:
     return means[method]["psnr_rgb"] - means[report.methods[0]]["psnr_rgb"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = cli.parser("python -m suppa_jax.demo", __doc__)
-    parser.add_argument("--out", default="results/demo", help="output folder")
-    args = parser.parse_args(argv)
-    cli.quiet_logs()
-    out = Path(args.out)
+def _run(out: Path) -> None:
+    """Restore the held-out samples for every task, print the tables, write under ``out``."""
     start = time.perf_counter()
     print(
         "suppa_jax demo: restoring the 3 held-out sample images (chelsea, coffee, rocket) for "
@@ -115,6 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Tables, restored images, grids and PSNR-per-iteration curves: {folders} "
         f"[{time.perf_counter() - start:.0f} s]"
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = cli.parser("python -m suppa_jax.demo", __doc__)
+    parser.add_argument("--out", default="results/demo", help="output folder")
+    args = parser.parse_args(argv)
+    cli.quiet_logs(args.verbosity)
+    with cli.reporting_errors(parser, args.verbosity):
+        _run(Path(args.out))
     return 0
 
 

@@ -182,7 +182,7 @@ def test_folder_source_errors(tmp_path, rng):
 def test_array_source_checks_sizes(images):
     gray = images[0][..., 0]
     small = images[1][:5]
-    with pytest.raises(ValueError, match=r"small: 5×\d+ is smaller than the 8×8 patch"):
+    with pytest.raises(ValueError, match=r"small \(5×\d+ is smaller than the 8×8 patch\)"):
         data.ArraySource([gray, small], ["gray", "small"], min_size=HR)
     source = data.ArraySource([gray, small], ["gray", "small"], min_size=HR, skip_bad_images=True)
     assert source.skipped == ("small",)

@@ -285,7 +285,8 @@ def test_bad_checkpoints_are_one_line_errors(workdir, params_file, folder, tmp_p
 
     not_a_run = tmp_path / "empty_dir"
     not_a_run.mkdir()
-    assert "no config.json" in error_of(["--checkpoint", str(not_a_run), *data_args], capsys)
+    not_a_run_error = error_of(["--checkpoint", str(not_a_run), *data_args], capsys)
+    assert "not a train.py workdir" in not_a_run_error
 
     text = tmp_path / "weights.txt"
     text.write_text("not weights")

@@ -1,77 +1,33 @@
 """The training program: resume reproducibility, NaN stop, signals, multi-device, multi-process.
 
-Every run uses a tiny DRUNet on the bundled sample images (HR patches 16×16, batch 4) so that
-compilation, not training, dominates; runs that must be separate processes use ``train.py``.
+Runs are the tiny ones of ``tests/tiny_runs.py``; runs that must be separate processes use
+``train.py``. Damaged checkpoints, kills during saves and full disks: ``test_faults.py``.
 """
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import textwrap
-import time
-from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+from tiny_runs import (
+    ROOT,
+    assert_trees_equal,
+    environment,
+    saved_state,
+    start_training,
+    tiny_config,
+    tiny_overrides,
+    wait_for,
+    write_config,
+)
 
-from suppa_jax import config as config_lib
 from suppa_jax import convert, training
 from suppa_jax.models import drunet, weights
 from suppa_jax.training import checkpoints, loop
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_overrides(init_file: str, **changes) -> dict:
-    """13 training images, batch 4: 3.25 steps per epoch; epochs=2 → 7 steps."""
-    return {
-        "model.widths": (8, 8, 8, 8),
-        "model.num_blocks": 1,
-        "model.residual": False,
-        "model.init": init_file,
-        "data.source": "samples",
-        "data.eval_source": "",
-        "data.patch": 8,
-        "data.patches_per_image": 1,
-        "data.max_eval_images": 1,
-        "data.eval_crop": 32,
-        "train.batch_size": 4,
-        "train.epochs": 2,
-        "train.log_every_steps": 1,
-        "train.checkpoint_every_steps": 2,
-        "train.keep_checkpoints": 10,
-        "admm.max_iters": 3,
-        **changes,
-    }
-
-
-def tiny_config(init_file: str, **changes):
-    return config_lib.apply_overrides(
-        config_lib.experiment("sr", scale=2, cpu=True), tiny_overrides(init_file, **changes)
-    )
-
-
-def saved_state(workdir: Path, step: int):
-    """The TrainState saved at ``step``, on this process's first device (whatever the topology
-    of the run that saved it)."""
-    path = workdir.resolve() / "checkpoints" / str(step) / "state"
-    checkpointer = ocp.StandardCheckpointer()
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(
-        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-        checkpointer.metadata(path).item_metadata.tree,
-    )
-    return checkpointer.restore(path, target)
-
-
-def assert_trees_equal(a, b) -> None:
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_resumed_run_is_bitwise_the_uninterrupted_one(init_file, tmp_path):
@@ -94,8 +50,8 @@ def test_resumed_run_is_bitwise_the_uninterrupted_one(init_file, tmp_path):
     assert convert.main([str(tmp_path / "b"), str(tmp_path / "best.msgpack")]) == 0
     model, exported = weights.load_params(tmp_path / "best.msgpack")
     assert model == drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
-    _, best = checkpoints.best_trainable(tmp_path / "b")
-    assert_trees_equal(exported, best["denoiser"])
+    best = checkpoints.best_trainable(tmp_path / "b")
+    assert_trees_equal(exported, best.trainable["denoiser"])
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path):
@@ -103,7 +59,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path
     good = saved_state(tmp_path, 4)
     diverging = tiny_config(init_file, **{"train.lr": 1e30, "train.scalar_lr": 1e30})
     with pytest.raises(FloatingPointError, match="last good checkpoint \\(step 4\\) is untouched"):
-        loop.train_and_evaluate(diverging, tmp_path)
+        loop.train_and_evaluate(diverging, tmp_path, allow_config_change=True)
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps[-1] == 4
     assert_trees_equal(saved_state(tmp_path, 4), good)
@@ -133,51 +89,6 @@ def test_bad_init_file_is_named(init_file, tmp_path):
 
 
 # ---------------------------------------------------------------------------------- processes
-
-
-def write_config(path: Path, init_file: str, **changes) -> Path:
-    """A config file for ``train.py`` with the tiny overrides."""
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            from suppa_jax.config import apply_overrides, experiment
-
-            def get_config():
-                config = experiment("sr", scale=2, cpu=True)
-                return apply_overrides(config, {tiny_overrides(init_file, **changes)!r})
-            """
-        )
-    )
-    return path
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
-    env.pop("XLA_FLAGS", None)
-    return {**env, **extra}
-
-
-def start_training(
-    config: Path, workdir: Path, *flags: str, log: Path | None = None
-) -> subprocess.Popen:
-    """``train.py`` in a subprocess; output to a pipe, or to ``log`` (processes that must not
-    block on a full pipe while their peers wait for them)."""
-    return subprocess.Popen(
-        [sys.executable, "train.py", f"--config={config}", f"--workdir={workdir}", *flags],
-        cwd=ROOT,
-        env=environment(),
-        stdout=subprocess.PIPE if log is None else log.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, process.communicate()[0]
-        assert time.monotonic() < deadline, f"timed out waiting for {path}"
-        time.sleep(0.2)
 
 
 def test_sigkill_then_sigterm_then_resume(init_file, tmp_path):

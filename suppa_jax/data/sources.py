@@ -114,6 +114,14 @@ def _file_problem(path: Path, min_size: int) -> str | None:
     return size_problem(height, width, min_size)
 
 
+#: How each entry point leaves bad images out (an error names the one for its command too).
+SKIP_BAD_IMAGES_HINT = (
+    "evaluate.py --skip_bad_images, train.py --config.data.skip_bad_images=True, or "
+    "skip_bad_images=True in Python"
+)
+_LISTED = 5  # bad images named in an error; the rest are counted
+
+
 def _screen(
     names: Sequence[str], problems: Sequence[str | None], *, skip_bad_images: bool, where: str
 ) -> tuple[list[int], tuple[str, ...]]:
@@ -123,17 +131,17 @@ def _screen(
     usable.
     """
     keep = [i for i, problem in enumerate(problems) if not problem]
-    bad = [f"{names[i]}: {problem}" for i, problem in enumerate(problems) if problem]
-    listing = "\n  ".join(bad)
+    bad = [f"{names[i]} ({problem})" for i, problem in enumerate(problems) if problem]
+    listing = "; ".join(bad[:_LISTED]) + (f"; and {len(bad) - _LISTED} more" * (len(bad) > _LISTED))
     if bad and not skip_bad_images:
         raise ValueError(
-            f"{len(bad)} of {len(names)} images in {where} cannot be used (set "
-            f"skip_bad_images=True, config: data.skip_bad_images, to skip them):\n  {listing}"
+            f"{len(bad)} of {len(names)} images in {where} cannot be used: {listing}. To leave "
+            f"them out: {SKIP_BAD_IMAGES_HINT}"
         )
     if not keep:
-        raise ValueError(f"no usable images in {where}" + (f":\n  {listing}" if bad else ""))
+        raise ValueError(f"no usable images in {where}" + (f": {listing}" if bad else ""))
     if bad:
-        logger.warning("skipped %d of %d images in %s:\n  %s", len(bad), len(names), where, listing)
+        logger.warning("skipped %d of %d images in %s: %s", len(bad), len(names), where, listing)
     return keep, tuple(names[i] for i, problem in enumerate(problems) if problem)
 
 

@@ -51,25 +51,28 @@ def load_denoiser(path: str | Path) -> Params:
     return weights.load_denoiser(path)
 
 
-def _config_from_json(workdir: Path) -> ml_collections.ConfigDict:
-    """The run's configuration from ``config.json`` (lists back to tuples), validated."""
+def _run_config(workdir: Path, stored: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
+    """The config saved with the checkpoint, else (runs from before configs were saved with
+    each checkpoint) the run's ``config.json``; lists back to tuples, validated."""
     path = workdir / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{workdir} is a directory but not a train.py workdir (no config.json)")
-    try:
-        values = config_lib.flatten(json.loads(path.read_text()))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+    where = f"{workdir}: the best checkpoint's config" if stored is not None else str(path)
+    if stored is None:
+        if not path.is_file():
+            raise ValueError(f"{workdir}: no config.json and no config in its best checkpoint")
+        try:
+            stored = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
     schema = config_lib.flatten(config_lib.base())
     values = {
         k: tuple(v) if isinstance(schema.get(k), tuple) and isinstance(v, list) else v
-        for k, v in values.items()
+        for k, v in config_lib.flatten(stored).items()
     }
     try:
         config = config_lib.apply_overrides(config_lib.base(), values)
         config_lib.validate(config)
     except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err.args[0] if err.args else err}") from err
+        raise ValueError(f"{where}: {err.args[0] if err.args else err}") from err
     return config
 
 
@@ -87,7 +90,7 @@ def _check_trainable(
     if found != expected:
         raise ValueError(
             f"architecture mismatch: {workdir} holds a DRUNet with {weights.describe(found)}, "
-            f"but its config.json says {weights.describe(expected)}"
+            f"but its config says {weights.describe(expected)}"
         )
     method = build.build_method(config, expected, build.build_operator(config.task))
     shapes = jax.eval_shape(method.init, trainable["denoiser"])
@@ -136,11 +139,14 @@ def load_model(
     if task is not None:
         tasks.get_task(task)  # raises for an unknown name
     if path.is_dir():
-        config = _config_from_json(path)
+        if not (path / "best").is_dir():
+            raise ValueError(f"{path} is a directory but not a train.py workdir (no best/)")
+        best = checkpoints.best_trainable(path)
+        config = _run_config(path, best.config)
         if config.method != "denoiser":
-            return _load_run(path, config, task, max_iters, tol)
-        params = checkpoints.best_trainable(path)[1]["denoiser"]
-        source = f"{path} (best denoiser)"
+            return _load_run(path, config, best, task, max_iters, tol)
+        params = best.trainable["denoiser"]
+        source = f"{path} (best denoiser, step {best.step})"
     else:
         params, source = load_denoiser(path), str(path)
     if task is None:
@@ -164,6 +170,7 @@ def load_model(
 def _load_run(
     workdir: Path,
     config: ml_collections.ConfigDict,
+    best: checkpoints.Best,
     task: str | None,
     max_iters: int,
     tol: float,
@@ -177,10 +184,7 @@ def _load_run(
             )
         task = trained
     check_task(task, config.task, str(workdir))
-    try:
-        step, trainable = checkpoints.best_trainable(workdir)
-    except FileNotFoundError as err:
-        raise ValueError(str(err)) from err
+    step, trainable = best.step, best.trainable
     _check_trainable(config, trainable, workdir)
     config.admm.max_iters, config.admm.tol = max_iters, tol
     op = build.build_operator(config.task)

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "'folder:PATH', 'tfds:NAME' (default: samples)",
     )
     parser.add_argument(
+        "--skip_bad_images",
+        action="store_true",
+        help="leave out (and list) a folder's unreadable or too small images instead of stopping",
+    )
+    parser.add_argument(
         "--split",
         help="sample or TFDS split (default: validation), or a sub-folder of a folder",
     )
@@ -101,7 +106,11 @@ def run(
     model = load_model(
         args.checkpoint, args.task, max_iters=args.max_iters, tol=args.tol, pnp_sigma=sigma, log=log
     )
-    datasets = [parse_data(spec, args.split) for spec in args.data.split(",") if spec.strip()]
+    datasets = [
+        parse_data(spec, args.split, skip_bad_images=args.skip_bad_images)
+        for spec in args.data.split(",")
+        if spec.strip()
+    ]
     if not datasets:
         raise ValueError("--data names no dataset")
     names = [d.name for d in datasets]  # two folders both called "val": keep their files apart
@@ -168,11 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``evaluate.py``: returns 0, or exits with status 2 and a one-line error."""
     parser = _parser()
     args = parser.parse_args(argv)
-    cli.quiet_logs()
-    try:
+    cli.quiet_logs(args.verbosity)
+    with cli.reporting_errors(parser, args.verbosity):
         report, paths = run(args)
-    except (ValueError, FileNotFoundError) as err:
-        cli.fail(parser, err)
     print(format_tables(report))
     names = ", ".join(p.name for p in paths.values())
     print(f"Wrote {names}, the restored images and the grids to {paths['json'].parent}/")

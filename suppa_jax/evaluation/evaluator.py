@@ -62,12 +62,13 @@ class Dataset(NamedTuple):
     source: data.ImageSource
 
 
-def parse_data(spec: str, split: str | None = None) -> Dataset:
+def parse_data(spec: str, split: str | None = None, *, skip_bad_images: bool = False) -> Dataset:
     """A dataset from ``samples``, ``photos`` (:func:`suppa_jax.data.held_out_photos`),
     ``folder:PATH`` or a bare folder path, or ``tfds:NAME``.
 
     ``split``: the sample split or TFDS split (default ``validation``), or a sub-folder
-    (default: the folder itself).
+    (default: the folder itself). ``skip_bad_images``: leave out (and log) a folder's
+    unreadable images instead of raising.
     """
     spec = spec.strip()
     kind, colon, location = spec.partition(":")
@@ -85,7 +86,8 @@ def parse_data(spec: str, split: str | None = None) -> Dataset:
             f"--data {spec!r}: not 'samples', 'tfds:NAME' or an existing folder ('folder:PATH')"
         )
     name = Path(folder).resolve().name + (f"/{split}" if split else "")
-    return Dataset(name, data.build_source(f"folder:{folder}", split or ""))
+    source = data.build_source(f"folder:{folder}", split or "", skip_bad_images=skip_bad_images)
+    return Dataset(name, source)
 
 
 @dataclasses.dataclass

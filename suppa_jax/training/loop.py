@@ -29,10 +29,13 @@ checkpoint of the diverged state is written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
+import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,10 +48,12 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import tqdm
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from suppa_jax import build, data, methods
 from suppa_jax import config as config_lib
+from suppa_jax.config import changes
 from suppa_jax.evaluation.evaluator import Evaluator
 from suppa_jax.evaluation.restorers import jitted_predict, method_restorer
 from suppa_jax.physics import LinearOperator
@@ -178,15 +183,24 @@ class _Log:
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self._file.write(json.dumps({"step": step, **values}) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps({"step": step, **values}) + "\n")
+            self._file.flush()
+        except OSError as error:  # a full disk, a directory made read-only
+            raise checkpoints.WorkdirError(
+                f"cannot write {self._file.name} ({checkpoints.reason(error)}); stopped. The "
+                "complete checkpoints are untouched: free space (or make the directory "
+                "writable) and run the same command to resume"
+            ) from error
         for name, value in values.items():
             self._writer.add_scalar(name, value, step)
         self._writer.flush()
 
     def close(self) -> None:
         if self.enabled:
-            self._file.close()
+            # What cannot be flushed any more was reported by write(), which flushes each line.
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._writer.close()
 
 
@@ -257,54 +271,173 @@ def _train_dataset(config: ml_collections.ConfigDict, source: data.ImageSource) 
     )
 
 
-class _Checkpoints:
-    """The run's latest states (with the data iterator's position) and best trainables."""
+@dataclasses.dataclass
+class _Saves:
+    """One orbax manager's asynchronous saves: the newest confirmed step and the one in flight.
 
-    def __init__(self, workdir: Path, keep: int, iterator: Any) -> None:
-        self.directory = workdir / "checkpoints"
-        self.latest, self.best = checkpoints.managers(workdir, keep)
-        self.iterator = iterator
-        self.last_saved = self.latest.latest_step()
+    A save's failure (a full disk, a read-only directory) surfaces in orbax's writer thread,
+    so it is confirmed at the next save or at the end; either way it becomes a
+    :class:`~suppa_jax.training.checkpoints.WorkdirError` naming the step, the directory and
+    the newest complete checkpoint (which, like every earlier one, is untouched).
+    """
+
+    manager: ocp.CheckpointManager
+    complete: int | None = None
+    pending: int | None = None
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.manager.directory)
+
+    def confirm(self) -> None:
+        if self.pending is None:
+            return
+        try:
+            self.manager.wait_until_finished()
+        except Exception as error:  # whatever orbax's writer raised
+            raise self._failed(self.pending, error) from error
+        self.complete, self.pending = self.pending, None
+
+    def save(self, step: int, args: ocp.args.Composite, **kwargs: Any) -> None:
+        if step in (self.complete, self.pending):
+            return
+        self.confirm()
+        try:
+            self.manager.save(step, args=args, **kwargs)
+        except Exception as error:  # e.g. PermissionError making its temporary directory
+            raise self._failed(step, error) from error
+        self.pending = step
+
+    def _failed(self, step: int, error: Exception) -> checkpoints.WorkdirError:
+        intact = "none yet" if self.complete is None else f"step {self.complete} and earlier"
+        return checkpoints.WorkdirError(
+            f"cannot save the checkpoint of step {step} in {self.directory} "
+            f"({checkpoints.reason(error)}); stopped. Complete checkpoints ({intact}) are "
+            "untouched: free space (or make the directory writable) and run the same command "
+            "to resume"
+        )
+
+
+class _Checkpoints:
+    """The run's latest states (with the data iterator's position) and best trainables, each
+    saved with the run's config. On start, a checkpoint that cannot be used (unreadable, or
+    saved with another config unless ``accept_other_config``) is set aside for the next older
+    one (:mod:`suppa_jax.training.checkpoints`)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        keep: int,
+        iterator: Any,
+        config: dict[str, Any],
+        accept_other_config: bool,
+    ) -> None:
+        self.workdir, self.iterator, self.config = workdir, iterator, config
+        self.accept_other_config = accept_other_config
+        latest, best = checkpoints.managers(workdir, keep)
+        self.latest, self.best = _Saves(latest), _Saves(best)
+
+    @property
+    def last_saved(self) -> int | None:
+        return self.latest.complete
+
+    def _check_config(self, step_directory: Path) -> None:
+        if not self.accept_other_config:
+            checkpoints.check_config(checkpoints.stored_config(step_directory), self.config)
+
+    def _set_aside(self, saves: _Saves, steps: list[int]) -> None:
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            for step in steps:
+                target = checkpoints.set_aside(saves.directory, step, self.workdir)
+                print(f"Moved {saves.directory / str(step)} aside to {target}.", file=sys.stderr)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("suppa_jax: checkpoints set aside")
+        saves.manager.reload()
 
     def restore(self, abstract: training.TrainState) -> training.TrainState | None:
-        """The latest state (``abstract``: its shapes and shardings), the iterator set to its
-        position; ``None`` for a fresh run."""
-        if self.last_saved is None:
+        """The newest usable state (``abstract``: its shapes and shardings), the iterator set
+        to its position; ``None`` for a fresh run. Raises ``WorkdirError`` listing every
+        checkpoint when none can be used (and leaves them where they are)."""
+        steps = sorted(self.latest.manager.all_steps(), reverse=True)
+        if not steps:
             return None
-        restored = self.latest.restore(
-            self.last_saved,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract),
-                data=grain.checkpoint.CheckpointRestore(self.iterator),
-            ),
-        )
-        print(f"Resumed from {self.directory} at step {self.last_saved}.")
-        return training.TrainState(*restored.state)
+
+        def read(step: int) -> training.TrainState:
+            self._check_config(self.latest.directory / str(step))
+            restored = self.latest.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract),
+                    data=grain.checkpoint.CheckpointRestore(self.iterator),
+                ),
+            )
+            return training.TrainState(*restored.state)
+
+        what = f"checkpoint in {self.latest.directory}"
+        step, state, failures = checkpoints.first_readable(steps, read, what=what)
+        self._set_aside(self.latest, [bad for bad, _ in failures])
+        self.latest.complete = step
+        print(f"Resumed from {self.latest.directory} at step {step}.")
+        return state
+
+    def check_best(self, abstract: Trainable) -> None:
+        """Set aside best checkpoints that cannot be used, down to the first that can; if none
+        can, all are set aside with a warning and the run's validations start a new best/."""
+        steps = checkpoints.best_steps(self.best.directory)
+
+        def read(step: int) -> None:
+            self._check_config(self.best.directory / str(step))
+            self.best.manager.restore(
+                step, args=ocp.args.Composite(trainable=ocp.args.StandardRestore(abstract))
+            )
+
+        if not steps:
+            return
+        try:
+            _, _, failures = checkpoints.first_readable(
+                steps, read, what=f"best checkpoint in {self.best.directory}"
+            )
+        except checkpoints.WorkdirError:
+            print(f"warning: {self.best.directory} starts anew", file=sys.stderr)
+            failures = [(step, "") for step in steps]
+        self._set_aside(self.best, [bad for bad, _ in failures])
 
     def save(self, step: int, state: training.TrainState) -> None:
-        """Save ``state`` and the iterator's position at ``step`` (once per step)."""
-        if self.last_saved == step:
-            return
+        """Save ``state``, the iterator's position and the config at ``step`` (once per step)."""
         self.latest.save(
             step,
-            args=ocp.args.Composite(
+            ocp.args.Composite(
                 state=ocp.args.StandardSave(state),
                 data=grain.checkpoint.CheckpointSave(self.iterator),
+                config=ocp.args.JsonSave(self.config),
             ),
         )
-        self.last_saved = step
 
     def save_best(self, step: int, trainable: Trainable, values: dict[str, float]) -> None:
-        """Offer the validated trainables to ``best/`` (kept if their ``val_psnr`` is the best)."""
+        """Offer the validated trainables to ``best/`` (kept if their ``val_psnr`` is among the
+        best). A step already there (validated again after resuming from an older checkpoint,
+        with the same result) is kept as it is."""
+        if step in self.best.manager.all_steps():
+            return
         self.best.save(
             step,
-            args=ocp.args.Composite(trainable=ocp.args.StandardSave(trainable)),
+            ocp.args.Composite(
+                trainable=ocp.args.StandardSave(trainable), config=ocp.args.JsonSave(self.config)
+            ),
             metrics=values,
         )
 
-    def close(self) -> None:
-        self.latest.wait_until_finished()
-        self.best.wait_until_finished()
+    def close(self, *, failing: bool = False) -> None:
+        """Wait for the saves in flight; when the run is ``failing`` already, a save's failure
+        is not raised over the error that stopped it."""
+        for saves in (self.latest, self.best):
+            try:
+                saves.confirm()
+            except checkpoints.WorkdirError:
+                if not failing:
+                    raise
 
 
 class _Metrics:
@@ -333,18 +466,59 @@ class _Metrics:
         self.last = values
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+def _holds_checkpoints(workdir: Path) -> bool:
+    return any(p.name.isdigit() for d in ("checkpoints", "best") for p in (workdir / d).glob("*"))
+
+
+def _check_resumable(workdir: Path, config: dict[str, Any], allow_config_change: bool) -> None:
+    """Refuse to resume the run in ``workdir`` with a config other than its ``config.json``
+    (beyond :data:`~suppa_jax.config.changes.RESUMABLE_FIELDS`) unless
+    ``allow_config_change``; an unreadable ``config.json`` is reported and left to the
+    checkpoints' own configs."""
+    path = workdir / "config.json"
+    if allow_config_change or not path.is_file() or not _holds_checkpoints(workdir):
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        print(f"warning: {path} cannot be read ({checkpoints.reason(error)})", file=sys.stderr)
+        return
+    changed = changes.differences(stored, config)
+    if changed:
+        raise ValueError(
+            f"{workdir} holds a run with another config ({changes.describe(changed)}): use "
+            "another --workdir, or resume this run with these changes by adding "
+            "--allow_config_change"
+        )
+
+
+def _write_json(path: Path, values: dict[str, Any]) -> None:
+    """Write ``path`` whole or not at all (a kill mid-write leaves the previous file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(values, indent=2))
+    os.replace(partial, path)
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    allow_config_change: bool = False,
+) -> dict[str, Any]:
     """Train ``config.method`` as configured, resuming from ``workdir`` if it holds a run.
 
-    Returns a summary: the final step, the last training metrics, and the validation PSNR at
-    the start of this run and at its end.
+    A run is resumed only with its own config, up to the fields of
+    :data:`~suppa_jax.config.changes.RESUMABLE_FIELDS` (the number of epochs, logging,
+    checkpointing); ``allow_config_change`` resumes it with any change, from checkpoints saved
+    under another config too. Returns a summary: the final step, the last training metrics,
+    and the validation PSNR at the start of this run and at its end.
     """
     config_lib.validate(config)
     config_lib.check_batch_divisible(config, jax.device_count())
     workdir = Path(workdir).resolve()  # orbax wants absolute paths
     workdir.mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+    config_json = changes.as_json(config)
+    _check_resumable(workdir, config_json, allow_config_change)
 
     mesh = Mesh(np.array(jax.devices()), (DATA_AXIS,))
     op, model = build.build_operator(config.task), build.build_model(config)
@@ -363,7 +537,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     )
     iterator = iter(_train_dataset(config, train_source))
     step_fn = _sharded_step(method, optimizer, op, config.task, mesh)
-    store = _Checkpoints(workdir, config.train.keep_checkpoints, iterator)
+    store = _Checkpoints(
+        workdir, config.train.keep_checkpoints, iterator, config_json, allow_config_change
+    )
 
     replicated = NamedSharding(mesh, PartitionSpec())
 
@@ -375,8 +551,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         jax.eval_shape(start),
     )
     state = store.restore(abstract)
+    store.check_best(abstract.trainable)
     if state is None:
         state = jax.device_put(start(), replicated)
+    if jax.process_index() == 0:
+        _write_json(workdir / "config.json", config_json)
 
     log = _Log(workdir)
     step = int(_local_copy(state.step))
@@ -430,9 +609,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                     break
             metrics.flush(step, store.last_saved)
             store.save(step, state)
+    except BaseException:
+        store.close(failing=True)
+        raise
+    else:
+        store.close()
     finally:
         bar.close()
-        store.close()
         log.close()
     summary.update(step=step, train=metrics.last, interrupted=stop.received is not None)
     return summary
