@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -78,15 +79,19 @@ def fail(parser: argparse.ArgumentParser, message: object) -> NoReturn:
 
 
 def quiet_logs(verbosity: int = 0) -> None:
-    """Keep absl's logs out of the output: orbax logs every checkpoint at INFO and, at ERROR,
-    the traceback of a failed save in each of its threads (the failure itself is reported
-    once, by :func:`reporting_errors`). ``verbosity`` ≥ 1 keeps its warnings and errors."""
+    """Keep the libraries' logs out of the output: orbax logs every checkpoint at INFO and, at
+    ERROR, the traceback of a failed save in each of its threads and tasks (the failure itself
+    is reported once, by :func:`reporting_errors`). ``verbosity`` ≥ 1 keeps their warnings
+    and errors."""
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.WARNING if verbosity >= 1 else absl_logging.FATAL)
-    logging.getLogger("absl").setLevel(logging.WARNING if verbosity >= 1 else logging.CRITICAL)
-    if verbosity < 1:
+    for name in ("absl", "asyncio"):  # asyncio: orbax's unretrieved writer tasks at exit
+        logging.getLogger(name).setLevel(logging.WARNING if verbosity >= 1 else logging.CRITICAL)
+    if verbosity < 1 and not hasattr(sys.unraisablehook, "without_closed_loop_noise"):
         sys.unraisablehook = _without_closed_loop_noise(sys.unraisablehook)
+        # The writer coroutines a failed save leaves behind, reported at interpreter exit.
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited")
 
 
 def _without_closed_loop_noise(hook: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -99,6 +104,7 @@ def _without_closed_loop_noise(hook: Callable[[Any], None]) -> Callable[[Any], N
         if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
             hook(report)
 
+    unraisable.without_closed_loop_noise = True
     return unraisable
 
 

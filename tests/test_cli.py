@@ -92,3 +92,20 @@ def test_errors_are_one_line_with_status_2(prog, argv, message, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"{prog}: error: ")
     assert message in line
+
+
+@pytest.mark.parametrize(
+    ("prog", "argv"),
+    [
+        ("train.py", ["--config=configs/none.py", "--workdir=w"]),
+        ("evaluate.py", ["--checkpoint=/absent"]),
+        ("python -m suppa_jax.convert", ["/absent.pth", "out.msgpack"]),
+    ],
+)
+def test_verbosity_1_adds_the_traceback(prog, argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ENTRY_POINTS[prog]([*argv, "--verbosity=1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.strip().splitlines()[-1].startswith(f"{prog}: error: ")

@@ -251,44 +251,69 @@ def fill(disk: Path) -> None:
                 continue
 
 
+def mount_tmpfs(directory: Path, size: str) -> None:
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], check=True
+    )
+
+
+def remount_read_only(directory: Path) -> None:
+    """Remount ``directory``'s filesystem read-only; Linux refuses while a file on it is open
+    for writing (a save in progress), so try again until it is not."""
+    deadline = time.monotonic() + 60
+    while subprocess.run(["mount", "-o", "remount,ro", str(directory)]).returncode != 0:
+        assert time.monotonic() < deadline, f"{directory} stayed busy"
+        time.sleep(0.01)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small filesystem needs root")
 def test_full_then_read_only_disk_stop_the_run_cleanly_and_it_resumes(init_file, tmp_path):
-    """A run on a 32 MiB tmpfs: the disk fills up mid-run, then (space back) is remounted
-    read-only mid-run. Each time the run stops with one line naming the directory, exit 2; the
-    complete checkpoints stay readable, and once the disk is writable it resumes to the end."""
+    """A run on a 32 MiB tmpfs whose disk fills up mid-run; then, space back, its checkpoints
+    directory (a filesystem of its own) is made read-only mid-run. Each time the run stops with
+    one line naming the directory, exit 2; every complete checkpoint stays readable, and once
+    the disk is writable the run resumes from the newest and goes to the end."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], check=True)
+    mount_tmpfs(disk, "32m")
+    run = disk / "run"
+    saves = run / "checkpoints"
+    mounted = [disk]
     try:
         overrides = {"train.epochs": 60, "train.eval_every_epochs": 100}  # 195 steps
         config = write_config(tmp_path / "tiny.py", init_file, **overrides)
-        run = disk / "run"
         for fault, symptom in (("full", "No space left on device"), ("ro", "Read-only")):
+            if fault == "ro":  # the checkpoints on a filesystem of their own
+                saves.rename(run / "checkpoints_before")
+                saves.mkdir()
+                mount_tmpfs(saves, "16m")
+                mounted.insert(0, saves)
+                for path in (run / "checkpoints_before").iterdir():
+                    shutil.move(path, saves / path.name)
             log = tmp_path / f"{fault}.log"
-            before = max(complete_steps(run / "checkpoints"), default=0)
+            before = max(complete_steps(saves), default=0)
             process = start_training(config, run, log=log)
-            wait_for(run / "checkpoints" / str(before + 4), process)
+            wait_for(saves / str(before + 4), process)
             if fault == "full":
                 fill(disk)
             else:
-                subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+                remount_read_only(saves)
             assert process.wait(timeout=120) == 2, log.read_text()
             error_line(log.read_text(), "train.py", str(run.resolve()), symptom, "to resume")
-            intact = complete_steps(run / "checkpoints")
-            assert intact
+            intact = complete_steps(saves)
             assert intact[-1] >= before + 4
             for step in intact:
                 saved_state(run, step)  # every complete checkpoint is readable
             if fault == "full":
                 (disk / "filler").unlink()
             else:
-                subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+                subprocess.run(["mount", "-o", "remount,rw", str(saves)], check=True)
         finished = run_train(config, run)
         assert finished.returncode == 0, finished.stdout + finished.stderr
         assert resumed_step(finished.stdout) == intact[-1]
         assert "train.py: step 195;" in finished.stdout
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+        for directory in mounted:
+            subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
 # ------------------------------------------------------------------------------- user errors

@@ -81,12 +81,16 @@ def managers(workdir: Path, keep: int) -> tuple[ocp.CheckpointManager, ocp.Check
     return latest, best
 
 
-def reason(error: BaseException, limit: int = 200) -> str:
-    """One short line for ``error``: its type and the first line of its message, cut at
-    ``limit`` characters (tensorstore's messages embed kilobytes of JSON)."""
+def reason(error: BaseException, limit: int = 240) -> str:
+    """One short line for ``error``: its type and the first line of its message. A longer one
+    (tensorstore's embed paths and kilobytes of JSON) keeps its head and its tail, where the
+    cause is (``… No space left on device [os_error_code='28']``)."""
     lines = str(error).strip().splitlines()
     text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    head = limit * 3 // 5
+    return f"{text[:head]} … {text[head - limit + 3 :]}"
 
 
 def first_readable(

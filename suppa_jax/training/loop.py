@@ -3,13 +3,15 @@
 ``train_and_evaluate(config, workdir)`` trains ``config.method`` on ``config.task`` and writes
 into ``workdir``::
 
-    checkpoints/<step>/   orbax: TrainState (params, Adam moments, step) and the grain
-                          iterator state of every process; the last ``keep_checkpoints`` kept
-    best/<step>/          the trainables with the best validation PSNR so far
+    checkpoints/<step>/   orbax: TrainState (params, Adam moments, step), the grain iterator
+                          state of every process and the config; the last
+                          ``keep_checkpoints`` kept
+    best/<step>/          the trainables (and config) of the best validations so far
                           (:mod:`suppa_jax.training.checkpoints`)
+    set_aside/            checkpoints that could not be used on resuming, kept
     metrics.jsonl         one JSON object per logged step / validation
     tensorboard/          the same, for TensorBoard
-    config.json           the configuration of the run
+    config.json           the configuration of the run (written whole or not at all)
 
 Validation runs the evaluator of ``evaluate.py`` (:class:`suppa_jax.evaluation.Evaluator`) on
 the validation images at the end of every ``eval_every_epochs`` epochs.
@@ -18,12 +20,19 @@ Parallelism: one jitted step over a ``Mesh`` with a ``"data"`` axis spanning eve
 every process (``jax.shard_map``): the global batch is sharded, params are replicated and
 gradients are averaged with ``lax.pmean``. Each process reads its own shard of the data.
 
-Robustness: a run is resumed from the latest checkpoint in ``workdir`` (params, optimiser,
-step and data position), so a resumed run reproduces an uninterrupted one bit for bit on CPU.
-SIGINT (Ctrl-C) and SIGTERM save a checkpoint at the next step boundary and exit cleanly; a
-SIGKILL loses only the steps since the last checkpoint (orbax writes each checkpoint to a
-temporary directory and renames it when complete). A non-finite loss stops the run before any
-checkpoint of the diverged state is written.
+Robustness (README, "Faults"): a run is resumed from the newest usable checkpoint in
+``workdir`` (params, optimiser, step and data position), so a resumed run reproduces an
+uninterrupted one bit for bit on CPU. A checkpoint that cannot be read, or was saved with
+another config, is moved to ``set_aside/`` with a warning and the next older one is tried; if
+none can be used, the run stops with one error listing them. A run is resumed only with its
+own config (:mod:`suppa_jax.config.changes`) unless ``allow_config_change``. SIGINT (Ctrl-C)
+and SIGTERM save a checkpoint at the next step boundary and exit cleanly; a SIGKILL loses only
+the steps since the last complete checkpoint (orbax writes each checkpoint to a temporary
+directory and renames it when complete; the temporary directory of an interrupted save is
+removed on the next start). A save or log write that fails (a full disk, a read-only
+directory) stops the run with a ``WorkdirError`` naming the directory; the complete
+checkpoints are untouched and the run resumes once the disk is writable. A non-finite loss
+stops the run before any checkpoint of the diverged state is written.
 """
 
 from __future__ import annotations
