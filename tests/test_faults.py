@@ -89,7 +89,8 @@ def test_unusable_checkpoints_are_set_aside_and_the_newest_usable_one_resumes(
 ):
     """Checkpoint 7 with truncated arrays, 6 without its metadata and 4 from a run with another
     learning rate are each set aside with a warning; the run resumes from 2 and ends bitwise as
-    an uninterrupted one. The best checkpoint, truncated, is set aside the same way."""
+    an uninterrupted one. The best checkpoints, one truncated and one with its metrics cut
+    short, are set aside the same way."""
     straight = tmp_path / "straight"
     loop.train_and_evaluate(tiny_config(init_file, **{"train.epochs": 3}), straight)
     run, other = tmp_path / "run", tmp_path / "other"
@@ -103,6 +104,7 @@ def test_unusable_checkpoints_are_set_aside_and_the_newest_usable_one_resumes(
     best = checkpoints.best_steps(run / "best")
     assert len(best) == checkpoints.BEST_KEPT
     truncate_arrays(run / "best" / str(best[0]))
+    (run / "best" / str(best[1]) / "metrics" / "metrics").write_text('{"val_psnr": ')
     capsys.readouterr()
 
     summary = loop.train_and_evaluate(tiny_config(init_file, **{"train.epochs": 3}), run)
@@ -117,8 +119,10 @@ def test_unusable_checkpoints_are_set_aside_and_the_newest_usable_one_resumes(
         "config: train.lr: 0.0003 → 0.0001)" in warnings
     )
     assert f"best checkpoint in {run.resolve() / 'best'}, step {best[0]}, cannot be" in warnings
+    assert f"step {best[1]}, cannot be used (its metrics cannot be read)" in warnings
     aside = sorted(p.name for p in (run / "set_aside").iterdir())
-    assert aside == sorted([f"best-{best[0]}", "checkpoints-4", "checkpoints-6", "checkpoints-7"])
+    expected = [f"best-{best[0]}", f"best-{best[1]}", "checkpoints-4", "checkpoints-6"]
+    assert aside == sorted([*expected, "checkpoints-7"])
     assert_trees_equal(saved_state(run, 10), saved_state(straight, 10))
 
 

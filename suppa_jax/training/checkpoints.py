@@ -45,6 +45,7 @@ __all__ = [
     "reason",
     "set_aside",
     "stored_config",
+    "unreadable_metrics",
 ]
 
 #: Best checkpoints kept: the best and a stand-in should it be unreadable.
@@ -154,6 +155,13 @@ def _val_psnr(step_directory: Path) -> float:
         return float(json.loads((step_directory / "metrics" / "metrics").read_text())["val_psnr"])
     except (OSError, ValueError, KeyError, TypeError):
         return float("-inf")
+
+
+def unreadable_metrics(directory: Path) -> list[int]:
+    """The steps of a ``best/`` directory whose saved metrics cannot be read: orbax's manager
+    cannot even open a directory that holds one, so they are set aside before it does."""
+    steps = [int(p.name) for p in directory.glob("*") if p.name.isdigit() and p.is_dir()]
+    return sorted(step for step in steps if _val_psnr(directory / str(step)) == float("-inf"))
 
 
 def best_steps(directory: Path) -> list[int]:

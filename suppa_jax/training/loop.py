@@ -343,6 +343,14 @@ class _Checkpoints:
     ) -> None:
         self.workdir, self.iterator, self.config = workdir, iterator, config
         self.accept_other_config = accept_other_config
+        bad_metrics = checkpoints.unreadable_metrics(workdir / "best")
+        for step in bad_metrics:
+            print(
+                f"warning: best checkpoint in {workdir / 'best'}, step {step}, cannot be used "
+                "(its metrics cannot be read); skipped",
+                file=sys.stderr,
+            )
+        self._set_aside(workdir / "best", bad_metrics)
         latest, best = checkpoints.managers(workdir, keep)
         self.latest, self.best = _Saves(latest), _Saves(best)
 
@@ -354,16 +362,16 @@ class _Checkpoints:
         if not self.accept_other_config:
             checkpoints.check_config(checkpoints.stored_config(step_directory), self.config)
 
-    def _set_aside(self, saves: _Saves, steps: list[int]) -> None:
+    def _set_aside(self, directory: Path, steps: list[int]) -> None:
+        """Move ``steps`` of ``directory`` to ``set_aside/`` (process 0; the others wait)."""
         if not steps:
             return
         if jax.process_index() == 0:
             for step in steps:
-                target = checkpoints.set_aside(saves.directory, step, self.workdir)
-                print(f"Moved {saves.directory / str(step)} aside to {target}.", file=sys.stderr)
+                target = checkpoints.set_aside(directory, step, self.workdir)
+                print(f"Moved {directory / str(step)} aside to {target}.", file=sys.stderr)
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("suppa_jax: checkpoints set aside")
-        saves.manager.reload()
 
     def restore(self, abstract: training.TrainState) -> training.TrainState | None:
         """The newest usable state (``abstract``: its shapes and shardings), the iterator set
@@ -386,7 +394,8 @@ class _Checkpoints:
 
         what = f"checkpoint in {self.latest.directory}"
         step, state, failures = checkpoints.first_readable(steps, read, what=what)
-        self._set_aside(self.latest, [bad for bad, _ in failures])
+        self._set_aside(self.latest.directory, [bad for bad, _ in failures])
+        self.latest.manager.reload()
         self.latest.complete = step
         print(f"Resumed from {self.latest.directory} at step {step}.")
         return state
@@ -411,7 +420,8 @@ class _Checkpoints:
         except checkpoints.WorkdirError:
             print(f"warning: {self.best.directory} starts anew", file=sys.stderr)
             failures = [(step, "") for step in steps]
-        self._set_aside(self.best, [bad for bad, _ in failures])
+        self._set_aside(self.best.directory, [bad for bad, _ in failures])
+        self.best.manager.reload()
 
     def save(self, step: int, state: training.TrainState) -> None:
         """Save ``state``, the iterator's position and the config at ``step`` (once per step)."""
