@@ -91,6 +91,7 @@ def _gain(report: evaluation.Report, method: str) -> float:
 
 def _run(out: Path) -> None:
     """Restore the held-out samples for every task, print the tables, write under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after an image
     start = time.perf_counter()
     print(
         "suppa_jax demo: restoring the 3 held-out sample images (chelsea, coffee, rocket) for "

@@ -83,6 +83,12 @@ def test_help_lists_the_options(prog, capsys):
         ("evaluate.py", ["--checkpoint=/absent"], "'/absent' does not exist"),
         ("python -m suppa_jax.convert", ["/absent.pth", "out.msgpack"], "cannot read"),
         ("python -m suppa_jax.demo", ["--outt=x"], "unrecognized arguments"),
+        ("python -m suppa_jax.demo", [f"--out={ROOT / 'README.md' / 'x'}"], "Not a directory"),
+        (
+            "evaluate.py",
+            ["--checkpoint=weights/suppa_sr2", f"--out={ROOT / 'README.md' / 'x'}"],
+            "Not a directory",
+        ),
     ],
 )
 def test_errors_are_one_line_with_status_2(prog, argv, message, capsys):

@@ -147,6 +147,7 @@ def run(
     restorers.append(model.restorer)
     name = f"{slug(Path(args.checkpoint).resolve().stem)}_{model.task}"
     out = Path(args.out) if args.out else Path("results") / "eval" / name
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after an image
     pnp = [dict(r.info, denoiser=str(pretrained)) for r in restorers if r.slug == "pnp"]
     settings = {
         "checkpoint": str(args.checkpoint),
