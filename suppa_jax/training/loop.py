@@ -38,26 +38,21 @@ stops the run before any checkpoint of the diverged state is written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import math
 import os
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grain
 import jax
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 import tqdm
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from suppa_jax import build, data, methods
@@ -280,185 +275,6 @@ def _train_dataset(config: ml_collections.ConfigDict, source: data.ImageSource) 
     )
 
 
-@dataclasses.dataclass
-class _Saves:
-    """One orbax manager's asynchronous saves: the newest confirmed step and the one in flight.
-
-    A save's failure (a full disk, a read-only directory) surfaces in orbax's writer thread,
-    so it is confirmed at the next save or at the end; either way it becomes a
-    :class:`~suppa_jax.training.checkpoints.WorkdirError` naming the step, the directory and
-    the newest complete checkpoint (which, like every earlier one, is untouched).
-    """
-
-    manager: ocp.CheckpointManager
-    complete: int | None = None
-    pending: int | None = None
-
-    @property
-    def directory(self) -> Path:
-        return Path(self.manager.directory)
-
-    def confirm(self) -> None:
-        if self.pending is None:
-            return
-        try:
-            self.manager.wait_until_finished()
-        except Exception as error:  # whatever orbax's writer raised
-            raise self._failed(self.pending, error) from error
-        self.complete, self.pending = self.pending, None
-
-    def save(self, step: int, args: ocp.args.Composite, **kwargs: Any) -> None:
-        if step in (self.complete, self.pending):
-            return
-        self.confirm()
-        try:
-            self.manager.save(step, args=args, **kwargs)
-        except Exception as error:  # e.g. PermissionError making its temporary directory
-            raise self._failed(step, error) from error
-        self.pending = step
-
-    def _failed(self, step: int, error: Exception) -> checkpoints.WorkdirError:
-        intact = "none yet" if self.complete is None else f"step {self.complete} and earlier"
-        return checkpoints.WorkdirError(
-            f"cannot save the checkpoint of step {step} in {self.directory} "
-            f"({checkpoints.reason(error)}); stopped. Complete checkpoints ({intact}) are "
-            "untouched: free space (or make the directory writable) and run the same command "
-            "to resume"
-        )
-
-
-class _Checkpoints:
-    """The run's latest states (with the data iterator's position) and best trainables, each
-    saved with the run's config. On start, a checkpoint that cannot be used (unreadable, or
-    saved with another config unless ``accept_other_config``) is set aside for the next older
-    one (:mod:`suppa_jax.training.checkpoints`)."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        keep: int,
-        iterator: Any,
-        config: dict[str, Any],
-        accept_other_config: bool,
-    ) -> None:
-        self.workdir, self.iterator, self.config = workdir, iterator, config
-        self.accept_other_config = accept_other_config
-        bad_metrics = checkpoints.unreadable_metrics(workdir / "best")
-        for step in bad_metrics:
-            print(
-                f"warning: best checkpoint in {workdir / 'best'}, step {step}, cannot be used "
-                "(its metrics cannot be read); skipped",
-                file=sys.stderr,
-            )
-        self._set_aside(workdir / "best", bad_metrics)
-        latest, best = checkpoints.managers(workdir, keep)
-        self.latest, self.best = _Saves(latest), _Saves(best)
-
-    @property
-    def last_saved(self) -> int | None:
-        return self.latest.complete
-
-    def _check_config(self, step_directory: Path) -> None:
-        if not self.accept_other_config:
-            checkpoints.check_config(checkpoints.stored_config(step_directory), self.config)
-
-    def _set_aside(self, directory: Path, steps: list[int]) -> None:
-        """Move ``steps`` of ``directory`` to ``set_aside/`` (process 0; the others wait)."""
-        if not steps:
-            return
-        if jax.process_index() == 0:
-            for step in steps:
-                target = checkpoints.set_aside(directory, step, self.workdir)
-                print(f"Moved {directory / str(step)} aside to {target}.", file=sys.stderr)
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices("suppa_jax: checkpoints set aside")
-
-    def restore(self, abstract: training.TrainState) -> training.TrainState | None:
-        """The newest usable state (``abstract``: its shapes and shardings), the iterator set
-        to its position; ``None`` for a fresh run. Raises ``WorkdirError`` listing every
-        checkpoint when none can be used (and leaves them where they are)."""
-        steps = sorted(self.latest.manager.all_steps(), reverse=True)
-        if not steps:
-            return None
-
-        def read(step: int) -> training.TrainState:
-            self._check_config(self.latest.directory / str(step))
-            restored = self.latest.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract),
-                    data=grain.checkpoint.CheckpointRestore(self.iterator),
-                ),
-            )
-            return training.TrainState(*restored.state)
-
-        what = f"checkpoint in {self.latest.directory}"
-        step, state, failures = checkpoints.first_readable(steps, read, what=what)
-        self._set_aside(self.latest.directory, [bad for bad, _ in failures])
-        self.latest.manager.reload()
-        self.latest.complete = step
-        print(f"Resumed from {self.latest.directory} at step {step}.")
-        return state
-
-    def check_best(self, abstract: Trainable) -> None:
-        """Set aside best checkpoints that cannot be used, down to the first that can; if none
-        can, all are set aside with a warning and the run's validations start a new best/."""
-        steps = checkpoints.best_steps(self.best.directory)
-
-        def read(step: int) -> None:
-            self._check_config(self.best.directory / str(step))
-            self.best.manager.restore(
-                step, args=ocp.args.Composite(trainable=ocp.args.StandardRestore(abstract))
-            )
-
-        if not steps:
-            return
-        try:
-            _, _, failures = checkpoints.first_readable(
-                steps, read, what=f"best checkpoint in {self.best.directory}"
-            )
-        except checkpoints.WorkdirError:
-            print(f"warning: {self.best.directory} starts anew", file=sys.stderr)
-            failures = [(step, "") for step in steps]
-        self._set_aside(self.best.directory, [bad for bad, _ in failures])
-        self.best.manager.reload()
-
-    def save(self, step: int, state: training.TrainState) -> None:
-        """Save ``state``, the iterator's position and the config at ``step`` (once per step)."""
-        self.latest.save(
-            step,
-            ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                data=grain.checkpoint.CheckpointSave(self.iterator),
-                config=ocp.args.JsonSave(self.config),
-            ),
-        )
-
-    def save_best(self, step: int, trainable: Trainable, values: dict[str, float]) -> None:
-        """Offer the validated trainables to ``best/`` (kept if their ``val_psnr`` is among the
-        best). A step already there (validated again after resuming from an older checkpoint,
-        with the same result) is kept as it is."""
-        if step in self.best.manager.all_steps():
-            return
-        self.best.save(
-            step,
-            ocp.args.Composite(
-                trainable=ocp.args.StandardSave(trainable), config=ocp.args.JsonSave(self.config)
-            ),
-            metrics=values,
-        )
-
-    def close(self, *, failing: bool = False) -> None:
-        """Wait for the saves in flight; when the run is ``failing`` already, a save's failure
-        is not raised over the error that stopped it."""
-        for saves in (self.latest, self.best):
-            try:
-                saves.confirm()
-            except checkpoints.WorkdirError:
-                if not failing:
-                    raise
-
-
 class _Metrics:
     """Training metrics kept on the device between logging steps, fetched in one host sync."""
 
@@ -483,32 +299,6 @@ class _Metrics:
         _check_finite(step, values, last_saved)
         self.log.write(step, values)
         self.last = values
-
-
-def _holds_checkpoints(workdir: Path) -> bool:
-    return any(p.name.isdigit() for d in ("checkpoints", "best") for p in (workdir / d).glob("*"))
-
-
-def _check_resumable(workdir: Path, config: dict[str, Any], allow_config_change: bool) -> None:
-    """Refuse to resume the run in ``workdir`` with a config other than its ``config.json``
-    (beyond :data:`~suppa_jax.config.changes.RESUMABLE_FIELDS`) unless
-    ``allow_config_change``; an unreadable ``config.json`` is reported and left to the
-    checkpoints' own configs."""
-    path = workdir / "config.json"
-    if allow_config_change or not path.is_file() or not _holds_checkpoints(workdir):
-        return
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        print(f"warning: {path} cannot be read ({checkpoints.reason(error)})", file=sys.stderr)
-        return
-    changed = changes.differences(stored, config)
-    if changed:
-        raise ValueError(
-            f"{workdir} holds a run with another config ({changes.describe(changed)}): use "
-            "another --workdir, or resume this run with these changes by adding "
-            "--allow_config_change"
-        )
 
 
 def _write_json(path: Path, values: dict[str, Any]) -> None:
@@ -537,7 +327,7 @@ def train_and_evaluate(
     workdir = Path(workdir).resolve()  # orbax wants absolute paths
     workdir.mkdir(parents=True, exist_ok=True)
     config_json = changes.as_json(config)
-    _check_resumable(workdir, config_json, allow_config_change)
+    checkpoints.check_resumable(workdir, config_json, allow_config_change)
 
     mesh = Mesh(np.array(jax.devices()), (DATA_AXIS,))
     op, model = build.build_operator(config.task), build.build_model(config)
@@ -556,7 +346,7 @@ def train_and_evaluate(
     )
     iterator = iter(_train_dataset(config, train_source))
     step_fn = _sharded_step(method, optimizer, op, config.task, mesh)
-    store = _Checkpoints(
+    store = checkpoints.RunCheckpoints(
         workdir, config.train.keep_checkpoints, iterator, config_json, allow_config_change
     )
 
