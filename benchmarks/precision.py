@@ -3,7 +3,7 @@
 **PSNR.** Plug-and-play ADMM with a trained DRUNet (by default the shipped small denoiser) on
 ``crop × crop`` centre crops of the held-out sample images, for SR ×2 and Gaussian deblurring
 with the tasks' measurement noise and 8-bit quantisation, the evaluation protocol's stopping
-rule (cap 50, tolerance 1e-3) and the denoiser level stored per task in :mod:`suppa_jax.tasks`.
+rule (cap 50, tolerance 1e-3) and the PnP level stored with the weights for each task.
 The same measurements are restored with the network in float32 and in bfloat16
 (:func:`suppa_jax.models.drunet.with_compute_dtype`: weights and activations in bfloat16, the FFT
 data step, ADMM variables and PSNR in float32). Reported: mean PSNR of each and the largest
@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from suppa_jax import build, config, data, evaluation, methods, metrics, physics, tasks, training
+from suppa_jax import build, config, data, evaluation, methods, metrics, physics, training
 from suppa_jax.models import drunet
 from suppa_jax.models import weights as weight_files
 from suppa_jax.solvers import admm
@@ -63,7 +63,8 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
 
 def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, Any]]:
     """Per task: PSNR of PnP-ADMM with the network in each compute dtype, same measurements."""
-    model, params = weight_files.load_params(weights)
+    prior = weight_files.load_prior(weights)
+    model, params = prior.model, prior.params
     gt = jnp.asarray(evaluation.centre_crops(data.sample_images("validation"), crop))
     solve = jax.jit(admm.solve, static_argnames=("max_iters", "trace"))
     rows = []
@@ -84,7 +85,7 @@ def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, 
                 op,
                 y,
                 rho=admm.reference_rho(op),
-                sigma=tasks.get_task(task).pnp_sigma,
+                sigma=prior.pnp_sigma[task],
                 max_iters=50,
                 tol=1e-3,
             )

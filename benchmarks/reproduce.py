@@ -126,12 +126,12 @@ def evaluate_task(
     models = {m: evaluation.load_model(str(w), task, log=None) for m, w in workdirs.items()}
     first = next(iter(models.values()))
     op = build.build_operator(first.task_config)
-    pretrained = evaluation.load_denoiser(first.pretrained)
-    pnp_sigma = tasks.get_task(task).pnp_sigma
+    pretrained = evaluation.load_prior(first.pretrained)
+    pnp_sigma = evaluation.resolve_pnp_sigma("default", pretrained, first.task_config, log=None)
     restorers = [
         evaluation.initial_restorer(op),
         evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
-        evaluation.pnp_restorer(pretrained, op, sigma=pnp_sigma),
+        evaluation.pnp_restorer(pretrained.params, op, sigma=pnp_sigma),
         *(model.restorer for model in models.values()),
     ]
     datasets = [evaluation.Dataset("photos", data.held_out_photos())]

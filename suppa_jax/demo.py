@@ -9,8 +9,8 @@ never trained on) are degraded as in evaluation and restored, whole, by
   :mod:`suppa_jax.tasks` (tuned on the training samples);
 * ``PnP-ADMM (pre-trained)``: plug-and-play ADMM with the shipped DRUNet denoiser
   (``weights/drunet_cpu_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
-  to convergence (at most 50 iterations, tolerance 1e-3) with the noise level of
-  :mod:`suppa_jax.tasks` (tuned on the training samples);
+  to convergence (at most 50 iterations, tolerance 1e-3) with the noise level stored in that
+  file for the task (tuned on the training samples);
 * every fine-tuned model listed in :data:`MODELS` for the task (shipped: SUPPA, fine-tuned on
   the CPU by ``benchmarks/reproduce.py``).
 
@@ -52,11 +52,11 @@ def restorers(task: str) -> list[evaluation.Restorer]:
     """The rows of ``task``: the starting estimate, PnP-ADMM with :data:`DENOISER`, and the
     models of :data:`MODELS`."""
     op = build.build_operator(evaluation.task_config(task))
-    named = tasks.get_task(task)
+    prior = evaluation.load_prior(DENOISER)
     rows = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, named.tikhonov_mu),
-        evaluation.pnp_restorer(evaluation.load_denoiser(DENOISER), op, sigma=named.pnp_sigma),
+        evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
+        evaluation.pnp_restorer(prior.params, op, sigma=prior.pnp_sigma[task]),
     ]
     for checkpoint in MODELS.get(task, ()):
         rows.append(evaluation.load_model(str(ROOT / checkpoint), task).restorer)

@@ -4,8 +4,9 @@ A *task kind* (``config.task.kind``: ``"sr"``, ``"deblur"``, ``"denoise"``) is a
 factory from the ``config.task`` section, the kernels and scales it accepts, the defaults its
 experiments start from, and the fields that define its measurements. A *named task*
 (``"sr2"``, ``"sr3"``, ``"sr4"``, ``"deblur"``: what ``evaluate.py --task`` accepts) is a kind at
-one scale with the paper's measurement settings, plus the stored levels of its baselines:
-plug-and-play's denoiser ``σ`` and the Tikhonov weight ``μ``, both tuned on *training* images.
+one scale with the paper's measurement settings, plus the stored weight ``μ`` of its Tikhonov
+baseline, tuned on *training* images. (Plug-and-play's denoiser ``σ`` belongs to a denoiser, not
+to a task: it is stored with the prior's weights, :class:`suppa_jax.models.weights.Prior`.)
 
 A new forward model is its own module (a :class:`~suppa_jax.physics.base.LinearOperator`) plus
 one :func:`register_kind` call; the config's validation, the builders, training and evaluation
@@ -72,13 +73,12 @@ class TaskKind:
 
 @dataclasses.dataclass(frozen=True)
 class NamedTask:
-    """A kind at one scale with its experiment's measurement settings, and its baselines' stored
-    levels (``None``: not tuned; evaluation then needs them given)."""
+    """A kind at one scale with its experiment's measurement settings, and its Tikhonov
+    baseline's stored weight (``None``: not stored; evaluation then tunes it)."""
 
     name: str
     kind: str
     scale: int
-    pnp_sigma: float | None = None
     tikhonov_mu: float | None = None
 
 
@@ -169,22 +169,13 @@ register_kind(
     )
 )
 
-# The stored baseline levels, for the shipped prior (weights/drunet_cpu_denoiser.msgpack).
-#
-# pnp_sigma: the best mean PSNR of suppa_jax.evaluation.tune_pnp_sigma on 192×192 centre crops of
-# the 13 *training* sample images (ρ = 0.1·s², 50 iterations, tol 1e-3). sr2 over
-# σ ∈ {0.01, 0.015, 0.02, 0.03, 0.05}: 32.95, 33.27, 33.41, 33.41, 33.08 dB (bicubic 35.00).
-# deblur over {0.02, 0.03, 0.05, 0.075, 0.1}: 31.87, 32.18, 32.10, 31.66, 31.23 dB (y 27.56).
-# sr3 over {0.01, 0.015, 0.02, 0.03, 0.05, 0.075}: 29.05, 29.13, 29.09, 29.05, 28.37, 27.61 dB.
-# sr4 over the same: 27.31, 27.31, 27.14, 26.68, 25.65, 24.44 dB (0.01 and 0.015 tie; 0.015
-# kept, as for sr3). Plug-and-play with this prior stays below bicubic at every SR scale.
-#
 # tikhonov_mu: the gradient-penalty weight of suppa_jax.classical.tikhonov with the best mean
-# PSNR of classical.MU_GRID on the same crops (suppa_jax.evaluation.tune_tikhonov_mu). There:
-# deblur 29.93 dB (y: 27.56). For noise-free super-resolution the PSNR rises as μ falls and
-# flattens below 1e-3 (sr2 34.68, sr3 29.21, sr4 27.97 dB), under bicubic: a quadratic prior
-# cannot undo the aliasing that the interpolation kernel hides.
-register_task(NamedTask("sr2", "sr", 2, pnp_sigma=0.03, tikhonov_mu=1e-4))
-register_task(NamedTask("sr3", "sr", 3, pnp_sigma=0.015, tikhonov_mu=1e-4))
-register_task(NamedTask("sr4", "sr", 4, pnp_sigma=0.015, tikhonov_mu=1e-4))
-register_task(NamedTask("deblur", "deblur", 1, pnp_sigma=0.03, tikhonov_mu=0.03162278))
+# PSNR of classical.MU_GRID on 192×192 centre crops of the 13 *training* sample images
+# (suppa_jax.evaluation.tune_tikhonov_mu). There: deblur 29.93 dB (y: 27.56). For noise-free
+# super-resolution the PSNR rises as μ falls and flattens below 1e-3 (sr2 34.68, sr3 29.21, sr4
+# 27.97 dB), under bicubic: a quadratic prior cannot undo the aliasing that the interpolation
+# kernel hides.
+register_task(NamedTask("sr2", "sr", 2, tikhonov_mu=1e-4))
+register_task(NamedTask("sr3", "sr", 3, tikhonov_mu=1e-4))
+register_task(NamedTask("sr4", "sr", 4, tikhonov_mu=1e-4))
+register_task(NamedTask("deblur", "deblur", 1, tikhonov_mu=0.03162278))

@@ -18,12 +18,13 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from suppa_jax import build, classical, demo, evaluation, metrics, physics, tasks
+from suppa_jax import build, classical, convert, demo, evaluation, metrics, physics, tasks
 from suppa_jax import config as config_lib
 from suppa_jax.models import drunet, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = ((37, 45), (41, 35))  # odd: neither multiples of 8 nor of the scale
+STORED_SIGMA = {"sr2": 0.04, "deblur": 0.06}
 
 
 def numpy_psnr(x: np.ndarray, reference: np.ndarray) -> float:
@@ -32,11 +33,12 @@ def numpy_psnr(x: np.ndarray, reference: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def params_file(tmp_path_factory) -> Path:
-    """A tiny random DRUNet, shrunk so that the ADMM iteration stays bounded."""
+    """A tiny random DRUNet, shrunk so that the ADMM iteration stays bounded, with the PnP
+    levels :data:`STORED_SIGMA` stored in its file."""
     model = drunet.DRUNet(widths=(8, 8, 8, 8), num_blocks=1)
     params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32), 0.1)
     path = tmp_path_factory.mktemp("weights") / "tiny.msgpack"
-    weights.save_params(path, jax.tree.map(lambda p: 0.3 * p, params["params"]))
+    weights.save_params(path, jax.tree.map(lambda p: 0.3 * p, params["params"]), STORED_SIGMA)
     return path
 
 
@@ -53,8 +55,11 @@ def folder(tmp_path_factory) -> Path:
     return root
 
 
-def write_workdir(path: Path, params_file: Path, **overrides) -> Path:
-    """The files evaluate.py reads from a train.py workdir: config.json and best/3/trainable."""
+def write_workdir(
+    path: Path, params_file: Path, config_overrides: dict | None = None, **overrides
+) -> Path:
+    """The files evaluate.py reads from a train.py workdir: config.json and best/3/trainable
+    (an SR ×2 SUPPA run unless ``config_overrides`` say otherwise)."""
     config = config_lib.apply_overrides(
         config_lib.experiment("sr", scale=2, cpu=True),
         {
@@ -62,6 +67,7 @@ def write_workdir(path: Path, params_file: Path, **overrides) -> Path:
             "model.num_blocks": 1,
             "model.residual": False,
             "model.init": str(params_file),
+            **(config_overrides or {}),
         },
     )
     path.mkdir(parents=True)
@@ -154,7 +160,7 @@ def test_demo_rows_use_the_shipped_denoiser():
             "PnP-ADMM (pre-trained)",
         ]
         assert rows[1].info["mu"] == tasks.get_task(task).tikhonov_mu
-        assert rows[2].info["sigma"] == tasks.get_task(task).pnp_sigma
+        assert rows[2].info["sigma"] == weights.load_prior(demo.DENOISER).pnp_sigma[task]
         assert len(rows) == 3 + len(demo.MODELS[task])
 
 
@@ -173,7 +179,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
     report = json.loads((out / "results.json").read_text())
     assert report["task"] == "sr2"
     assert report["methods"] == ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "SUPPA"]
-    assert report["settings"]["pnp"]["sigma"] == tasks.get_task("sr2").pnp_sigma
+    assert report["settings"]["pnp"]["sigma"] == STORED_SIGMA["sr2"]  # the prior's own
     assert report["settings"]["model"]["step"] == 3
     (dataset,) = report["datasets"]
     assert dataset["images"] == 2
@@ -244,6 +250,81 @@ def test_params_file_checkpoint_is_pnp_on_several_datasets(params_file, folder, 
     # The same image and seed index give the same measurement and restoration.
     assert other["per_image"][1]["psnr_rgb"] == pytest.approx(first["per_image"][1]["psnr_rgb"])
     assert (out / "grid_second.png").is_file()
+
+
+def test_a_run_on_an_unnamed_task_is_evaluated_on_its_own_task(
+    params_file, folder, tmp_path, capsys, monkeypatch
+):
+    """A run trained with a Gaussian SR kernel and noise is evaluated on exactly that task: its
+    Tikhonov μ is tuned (no stored one), and so is the PnP σ (the prior stores one for sr2)."""
+    task = {"task.kernel": "gaussian", "task.blur_sigma": 0.8, "task.blur_size": 5}
+    run = write_workdir(tmp_path / "run", params_file, {**task, "task.noise_sigma": 0.02})
+    crops = np.random.default_rng(0).uniform(0, 1, (2, 24, 24, 3)).astype(np.float32)
+    tuned = []
+
+    def small_tuning(*args, **kwargs):
+        tuned.append(kwargs["noise_sigma"])
+        return real_tuning(*args, **kwargs, grid=(0.02, 0.1), max_iters=2)
+
+    real_tuning = evaluation.tuning.tune_pnp_sigma
+    monkeypatch.setattr(evaluation.tuning, "_training_crops", lambda: crops)
+    monkeypatch.setattr(evaluation.tuning, "tune_pnp_sigma", small_tuning)
+    out = tmp_path / "out"
+    argv = ["--checkpoint", str(run), "--data", f"folder:{folder}", "--max_iters", "2"]
+    assert evaluation.main([*argv, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    label = "sr2 (kernel='gaussian', noise_sigma=0.02, blur_sigma=0.8, blur_size=5)"
+    assert f"task {label}" in printed
+    assert f"no PnP σ is stored with {params_file} for {label}: tuning it" in printed
+    assert f"Tikhonov μ on the training crops ({label})" in printed
+    assert tuned == [0.02]  # tuned on measurements with the run's noise
+    report = json.loads((out / "results.json").read_text())
+    assert report["task"] == label
+    assert report["settings"]["task"]["noise_sigma"] == 0.02
+    assert report["settings"]["task"]["blur_sigma"] == 0.8
+    assert report["settings"]["pnp"]["sigma"] in (0.02, 0.1)
+    assert report["settings"]["model"]["method"] == "suppa"
+    # A named task other than the run's is refused, naming the fields that differ.
+    message = error_of([*argv, "--task", "sr2", "--out", str(out)], capsys)
+    assert "task mismatch: --task=sr2" in message
+    assert "task.noise_sigma 0.0 vs 0.02" in message
+    assert "task.kernel 'bicubic' vs 'gaussian'" in message
+
+
+def test_pnp_sigma_is_the_priors_own(params_file, monkeypatch):
+    """'default' is the level stored in the prior's file for the named task; a prior without
+    one for that task is tuned (never another denoiser's level)."""
+    prior = weights.load_prior(params_file)
+    assert prior.pnp_sigma == STORED_SIGMA
+    logs = []
+    sr2, sr3 = evaluation.task_config("sr2"), evaluation.task_config("sr3")
+    assert evaluation.resolve_pnp_sigma("default", prior, sr2, logs.append) == 0.04
+    assert evaluation.resolve_pnp_sigma(0.07, prior, sr2, logs.append) == 0.07
+    assert logs == []
+    monkeypatch.setattr(
+        evaluation.tuning, "tune_pnp_sigma", lambda *a, **k: (0.015, {0.015: 30.0, 0.03: 29.0})
+    )
+    monkeypatch.setattr(evaluation.tuning, "_training_crops", lambda: np.zeros((1, 8, 8, 3)))
+    assert evaluation.resolve_pnp_sigma("default", prior, sr3, logs.append) == 0.015
+    assert logs[0].endswith("for sr3: tuning it")
+    assert logs[1].endswith("0.015: 30.00 dB, 0.03: 29.00 dB → 0.015")
+    assert evaluation.resolve_pnp_sigma("tune", prior, sr2, logs.append) == 0.015  # asked
+
+
+def test_stored_pnp_sigma_round_trips_and_bad_levels_are_named(params_file, tmp_path, capsys):
+    out = tmp_path / "with_sigma.msgpack"
+    assert convert.main([str(params_file), str(out), "--pnp_sigma", "sr3=0.02,deblur=0.05"]) == 0
+    assert "PnP σ {'sr3': 0.02, 'deblur': 0.05}" in capsys.readouterr().out
+    assert weights.load_prior(out).pnp_sigma == {"sr3": 0.02, "deblur": 0.05}
+    kept = tmp_path / "kept.msgpack"
+    assert convert.main([str(params_file), str(kept)]) == 0  # a msgpack keeps its levels
+    assert weights.load_prior(kept).pnp_sigma == STORED_SIGMA
+    params = weights.load_prior(params_file).params
+    with pytest.raises(ValueError, match=r"pnp_sigma\['sr2'\] must be a noise level in \(0, 1\]"):
+        weights.save_params(tmp_path / "bad.msgpack", params, {"sr2": 8})
+    with pytest.raises(SystemExit):
+        convert.main([str(params_file), str(out), "--pnp_sigma", "sr9=0.1"])
+    assert "'sr9' is not a named task" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ errors

@@ -87,7 +87,8 @@ def cpu_overrides(kind: str) -> dict[str, Any]:
         "admm.max_iters": 20,
         "admm.backward_max_iters": 20,
         # The learned σ starts at plug-and-play's best level for this prior on the training
-        # crops (the stored pnp_sigma of suppa_jax.tasks: 0.03 for sr2 and deblur).
+        # crops (the PnP σ stored with weights/drunet_cpu_denoiser.msgpack: 0.03 for sr2 and
+        # deblur).
         "admm.sigma": 0.03,
     }
 

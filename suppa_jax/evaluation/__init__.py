@@ -14,7 +14,13 @@
 * :mod:`~suppa_jax.evaluation.tasks`: named tasks and matching a run's task.
 """
 
-from suppa_jax.evaluation.checkpoints import Model, load_denoiser, load_model, resolve_path
+from suppa_jax.evaluation.checkpoints import (
+    Model,
+    load_denoiser,
+    load_model,
+    load_prior,
+    resolve_path,
+)
 from suppa_jax.evaluation.cli import main, run
 from suppa_jax.evaluation.evaluator import (
     Dataset,
@@ -42,11 +48,12 @@ from suppa_jax.evaluation.restorers import (
     pnp_restorer,
     tikhonov_restorer,
 )
-from suppa_jax.evaluation.tasks import check_task, task_config, task_name
+from suppa_jax.evaluation.tasks import check_task, task_config, task_label, task_name
 from suppa_jax.evaluation.tuning import (
     SIGMA_GRID,
     centre_crops,
     resolve_pnp_sigma,
+    resolve_tikhonov_mu,
     tune_pnp_sigma,
     tune_tikhonov_mu,
 )
@@ -71,6 +78,7 @@ __all__ = [
     "jitted_predict",
     "load_denoiser",
     "load_model",
+    "load_prior",
     "main",
     "method_restorer",
     "parse_data",
@@ -79,8 +87,10 @@ __all__ = [
     "pnp_restorer",
     "resolve_path",
     "resolve_pnp_sigma",
+    "resolve_tikhonov_mu",
     "run",
     "task_config",
+    "task_label",
     "task_name",
     "tikhonov_restorer",
     "tune_pnp_sigma",

@@ -15,13 +15,21 @@ import numpy as np
 from suppa_jax import build, tasks
 from suppa_jax import config as config_lib
 from suppa_jax.evaluation.restorers import Restorer, jitted_predict, method_restorer, pnp_restorer
-from suppa_jax.evaluation.tasks import check_task, describe, task_config, task_name
+from suppa_jax.evaluation.tasks import check_task, task_config, task_label
 from suppa_jax.evaluation.tuning import resolve_pnp_sigma
 from suppa_jax.models import weights
 from suppa_jax.training import checkpoints
 from suppa_jax.typing import Params
 
-__all__ = ["Model", "load_denoiser", "load_model", "resolve_path"]
+__all__ = [
+    "Model",
+    "check_trainable",
+    "load_denoiser",
+    "load_model",
+    "load_prior",
+    "resolve_path",
+    "run_config",
+]
 
 _ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +44,9 @@ def resolve_path(path: str, what: str) -> Path:
     raise ValueError(f"{what} {path!r} does not exist")
 
 
-def load_denoiser(path: str | Path) -> Params:
-    """DRUNet params from a ``.msgpack`` or PyTorch ``.pth`` file (:func:`~suppa_jax.models.weights
-    .load_denoiser`), the path taken as given or else relative to the repository root.
+def load_prior(path: str | Path) -> weights.Prior:
+    """The denoiser in a ``.msgpack`` or PyTorch ``.pth`` file, with the PnP levels it records
+    (:func:`~suppa_jax.models.weights.load_prior`), the path resolved by :func:`resolve_path`.
 
     Raises ``ValueError`` naming the file when it is missing, of another type or not a DRUNet.
     """
@@ -48,10 +56,15 @@ def load_denoiser(path: str | Path) -> Params:
             f"{path}: not a params file (expected {', '.join(weights.PARAMS_SUFFIXES)} or a "
             "train.py workdir)"
         )
-    return weights.load_denoiser(path)
+    return weights.load_prior(path)
 
 
-def _run_config(workdir: Path, stored: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
+def load_denoiser(path: str | Path) -> Params:
+    """The DRUNet params of :func:`load_prior`."""
+    return load_prior(path).params
+
+
+def run_config(workdir: Path, stored: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
     """The config saved with the checkpoint, else (runs from before configs were saved with
     each checkpoint) the run's ``config.json``; lists back to tuples, validated."""
     path = workdir / "config.json"
@@ -76,7 +89,7 @@ def _run_config(workdir: Path, stored: Mapping[str, Any] | None) -> ml_collectio
     return config
 
 
-def _check_trainable(
+def check_trainable(
     config: ml_collections.ConfigDict, trainable: Mapping[str, Any], workdir: Path
 ) -> None:
     """The trainables fit ``config``: the DRUNet architecture and the method's scalars."""
@@ -105,8 +118,9 @@ def _check_trainable(
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """What ``--checkpoint`` resolves to: the model's row, the task, and the pre-trained
-    denoiser it started from (the PnP baseline's; ``None`` when unknown)."""
+    """What ``--checkpoint`` resolves to: the model's row, the task (its label, see
+    :func:`~suppa_jax.evaluation.tasks.task_label`, and its ``config.task`` section), and the
+    pre-trained denoiser it started from (the PnP baseline's; ``None`` when unknown)."""
 
     restorer: Restorer
     task: str
@@ -128,7 +142,8 @@ def load_model(
     method with the evaluation's ``max_iters``/``tol``) or a params file (plug-and-play ADMM
     with that denoiser and ``pnp_sigma``, see :func:`resolve_pnp_sigma`).
 
-    ``task`` must be the workdir's task (``None``: take the workdir's); a params file needs one.
+    ``task`` (a named task) must be the workdir's task; ``None`` takes the workdir's, whatever
+    its kernel, scale and noise level. A params file needs a named task.
     Raises ``ValueError`` with a one-line message naming the mismatch: a missing checkpoint, a
     directory that is not a workdir, an architecture or method that does not fit the run's
     config, a task other than the run's.
@@ -142,20 +157,21 @@ def load_model(
         if not (path / "best").is_dir():
             raise ValueError(f"{path} is a directory but not a train.py workdir (no best/)")
         best = checkpoints.best_trainable(path)
-        config = _run_config(path, best.config)
+        config = run_config(path, best.config)
         if config.method != "denoiser":
             return _load_run(path, config, best, task, max_iters, tol)
         params = best.trainable["denoiser"]
+        prior = weights.Prior(weights.model_from_params(params), params, {}, path)
         source = f"{path} (best denoiser, step {best.step})"
     else:
-        params, source = load_denoiser(path), str(path)
+        prior, source = load_prior(path), str(path)
     if task is None:
         raise ValueError(f"--task is needed with a denoiser checkpoint ({checkpoint})")
     task_cfg = task_config(task)
     op = build.build_operator(task_cfg)
-    sigma = resolve_pnp_sigma(pnp_sigma, params, task, task_cfg, log)
+    sigma = resolve_pnp_sigma(pnp_sigma, prior, task_cfg, log)
     row = pnp_restorer(
-        params,
+        prior.params,
         op,
         sigma=sigma,
         max_iters=max_iters,
@@ -175,19 +191,12 @@ def _load_run(
     max_iters: int,
     tol: float,
 ) -> Model:
-    trained = task_name(config.task)
-    if task is None:
-        if trained is None:
-            raise ValueError(
-                f"{workdir} was trained on a task that is none of "
-                f"{', '.join(tasks.task_names())} ({describe(config.task)})"
-            )
-        task = trained
-    check_task(task, config.task, str(workdir))
+    if task is not None:
+        check_task(task, config.task, str(workdir))
     step, trainable = best.step, best.trainable
-    _check_trainable(config, trainable, workdir)
+    check_trainable(config, trainable, workdir)
     config.admm.max_iters, config.admm.tol = max_iters, tol
     op = build.build_operator(config.task)
     row = method_restorer(config, trainable, jitted_predict(config, op))
     info = {"kind": "train.py workdir", "checkpoint": str(workdir), "step": step, **row.info}
-    return Model(row, task, config.task, config.model.init or None, info)
+    return Model(row, task_label(config.task), config.task, config.model.init or None, info)

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from suppa_jax import build, cli, tasks
-from suppa_jax.evaluation.checkpoints import load_denoiser, load_model, resolve_path
+from suppa_jax.evaluation.checkpoints import load_model, load_prior, resolve_path
 from suppa_jax.evaluation.evaluator import Dataset, evaluate, parse_data
 from suppa_jax.evaluation.report import METRICS_NOTE, Report, format_tables, slug, write_report
 from suppa_jax.evaluation.restorers import initial_restorer, pnp_restorer, tikhonov_restorer
-from suppa_jax.evaluation.tuning import resolve_pnp_sigma
+from suppa_jax.evaluation.tuning import resolve_pnp_sigma, resolve_tikhonov_mu
 from suppa_jax.tasks import measurement_fields
 
 __all__ = ["main", "run"]
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--task",
         choices=tasks.task_names(),
-        help="the task; must be the run's (default: the run's)",
+        help="a named task; must be the run's (default: the run's own task, whatever its "
+        "kernel, scale and noise level); needed with a params file",
     )
     parser.add_argument(
         "--data",
@@ -61,9 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pnp_sigma",
         default="default",
-        help="the PnP denoiser noise level: a number, 'default' (tuned for the shipped small "
-        "denoiser, stored per task in suppa_jax.tasks) or 'tune' (grid search on the training "
-        "sample images)",
+        help="the PnP denoiser noise level: a number, 'default' (the level stored with the "
+        "denoiser's weights for this task; tuned, as 'tune', when it stores none) or 'tune' "
+        "(grid search on the training sample images)",
     )
     parser.add_argument("--max_iters", type=int, default=50, help="iteration cap (default 50)")
     parser.add_argument("--tol", type=float, default=1e-3, help="relative-change tolerance")
@@ -121,7 +122,7 @@ def run(
     op = build.build_operator(model.task_config)
     restorers = [
         initial_restorer(op),
-        tikhonov_restorer(op, tasks.get_task(model.task).tikhonov_mu),
+        tikhonov_restorer(op, resolve_tikhonov_mu(model.task_config, log)),
     ]
     pretrained = None
     if not args.no_pnp and (args.pretrained or model.pretrained):
@@ -134,18 +135,18 @@ def run(
             ) from err
     checkpoint_file = Path(args.checkpoint) if Path(args.checkpoint).is_file() else None
     if pretrained is not None and not _same_file(pretrained, checkpoint_file):
-        params = load_denoiser(pretrained)
+        prior = load_prior(pretrained)
         restorers.append(
             pnp_restorer(
-                params,
+                prior.params,
                 op,
-                sigma=resolve_pnp_sigma(sigma, params, model.task, model.task_config, log),
+                sigma=resolve_pnp_sigma(sigma, prior, model.task_config, log),
                 max_iters=args.max_iters,
                 tol=args.tol,
             )
         )
     restorers.append(model.restorer)
-    name = f"{slug(Path(args.checkpoint).resolve().stem)}_{model.task}"
+    name = f"{slug(Path(args.checkpoint).resolve().stem)}_{slug(model.task)}"
     out = Path(args.out) if args.out else Path("results") / "eval" / name
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after an image
     pnp = [dict(r.info, denoiser=str(pretrained)) for r in restorers if r.slug == "pnp"]

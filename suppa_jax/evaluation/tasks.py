@@ -11,7 +11,7 @@ from suppa_jax import config as config_lib
 from suppa_jax import tasks
 from suppa_jax.tasks import measurement_fields
 
-__all__ = ["check_task", "describe", "task_config", "task_name"]
+__all__ = ["check_task", "describe", "task_config", "task_label", "task_name"]
 
 
 def task_config(task: str) -> ml_collections.ConfigDict:
@@ -39,6 +39,22 @@ def task_name(task: ml_collections.ConfigDict) -> str | None:
         ):
             return name
     return None
+
+
+def task_label(task: ml_collections.ConfigDict) -> str:
+    """A short name for the measurements of ``task``: the named task's (``"sr2"``), or the
+    nearest named task of the same kind and scale and the fields that differ
+    (``"deblur (noise_sigma=0.02)"``), or else :func:`describe`."""
+    name = task_name(task)
+    if name is not None:
+        return name
+    fields = measurement_fields(task)
+    for candidate in tasks.task_names():
+        reference = measurement_fields(task_config(candidate))
+        if (reference["kind"], reference["scale"]) == (fields["kind"], fields["scale"]):
+            differ = [f"{k}={v!r}" for k, v in fields.items() if not _same(v, reference.get(k))]
+            return f"{candidate} ({', '.join(differ)})"
+    return describe(task)
 
 
 def describe(task: ml_collections.ConfigDict) -> str:

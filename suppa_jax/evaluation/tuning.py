@@ -3,7 +3,18 @@
 Plug-and-play ADMM with a fixed denoiser has the denoiser's ``σ`` (``ρ`` is the reference
 ``0.1·s²``, :func:`suppa_jax.solvers.admm.reference_rho`); the Tikhonov baseline has ``μ``. Both
 are searched on centre crops of the bundled *training* sample images (never the evaluation
-images), and the results are stored per named task in :mod:`suppa_jax.tasks`.
+images). ``μ`` is stored per named task in :mod:`suppa_jax.tasks`; ``σ`` belongs to a denoiser
+and is stored in its weight file (:class:`suppa_jax.models.weights.Prior`,
+``python -m suppa_jax.convert IN OUT --pnp_sigma=sr2=…``). A task or a denoiser with no stored
+level is tuned when it is needed, and the log says so.
+
+The shipped prior's levels (``weights/drunet_cpu_denoiser.msgpack``), from :func:`tune_pnp_sigma`
+on 192×192 centre crops of the 13 training samples (``ρ = 0.1·s²``, 50 iterations, tol 1e-3):
+sr2 over σ ∈ {0.01, 0.015, 0.02, 0.03, 0.05}: 32.95, 33.27, 33.41, 33.41, 33.08 dB (bicubic
+35.00) → 0.03; deblur over {0.02, 0.03, 0.05, 0.075, 0.1}: 31.87, 32.18, 32.10, 31.66, 31.23 dB
+(y 27.56) → 0.03; sr3 over {0.01, 0.015, 0.02, 0.03, 0.05, 0.075}: 29.05, 29.13, 29.09, 29.05,
+28.37, 27.61 dB → 0.015; sr4 over the same: 27.31, 27.31, 27.14, 26.68, 25.65, 24.44 dB → 0.015
+(a tie with 0.01, kept as for sr3).
 """
 
 from __future__ import annotations
@@ -15,7 +26,8 @@ import ml_collections
 import numpy as np
 
 from suppa_jax import build, classical, data, metrics, tasks
-from suppa_jax.evaluation.tasks import task_config
+from suppa_jax.evaluation.tasks import task_config, task_label, task_name
+from suppa_jax.models.weights import Prior
 from suppa_jax.physics import LinearOperator, degrade_batch
 from suppa_jax.solvers import pnp
 from suppa_jax.typing import Array, Params
@@ -24,6 +36,7 @@ __all__ = [
     "SIGMA_GRID",
     "centre_crops",
     "resolve_pnp_sigma",
+    "resolve_tikhonov_mu",
     "tune_pnp_sigma",
     "tune_tikhonov_mu",
 ]
@@ -78,26 +91,31 @@ def tune_pnp_sigma(
     return max(scores, key=scores.get), scores
 
 
+def _training_crops() -> np.ndarray:
+    return centre_crops(data.build_source("samples", "train"), 192)
+
+
 def resolve_pnp_sigma(
     sigma: float | str | None,
-    params: Params,
-    task: str,
+    prior: Prior,
     task_cfg: ml_collections.ConfigDict,
     log: Callable[[str], None] | None = print,
 ) -> float:
-    """A PnP noise level: ``sigma`` itself; with ``None`` or ``"default"``, the named task's
-    stored ``pnp_sigma`` (:mod:`suppa_jax.tasks`); with ``"tune"``, :func:`tune_pnp_sigma` on
-    192×192 centre crops of the training samples."""
-    if sigma is None or sigma == "default":
-        stored = tasks.get_task(task).pnp_sigma
-        if stored is None:
-            raise ValueError(f"task {task!r} has no stored PnP σ: give a number or 'tune'")
-        return stored
-    if sigma != "tune":
+    """A PnP noise level for ``prior`` on the task ``task_cfg``: ``sigma`` itself when it is a
+    number; with ``None`` or ``"default"``, the level stored with the prior for this named task,
+    else (a denoiser or task with none stored) as ``"tune"``; with ``"tune"``,
+    :func:`tune_pnp_sigma` on 192×192 centre crops of the training samples."""
+    if sigma not in (None, "default", "tune"):
         return float(sigma)
-    crops = centre_crops(data.build_source("samples", "train"), 192)
+    name = task_name(task_cfg)
+    where = prior.path or "the denoiser"
+    if sigma != "tune" and name in prior.pnp_sigma:
+        return prior.pnp_sigma[name]
+    if sigma != "tune" and log:
+        log(f"no PnP σ is stored with {where} for {task_label(task_cfg)}: tuning it")
+    crops = _training_crops()
     best, scores = tune_pnp_sigma(
-        params,
+        prior.params,
         build.build_operator(task_cfg),
         crops,
         noise_sigma=task_cfg.noise_sigma,
@@ -105,16 +123,31 @@ def resolve_pnp_sigma(
     )
     if log:
         table = ", ".join(f"{s:g}: {p:.2f} dB" for s, p in scores.items())
-        log(f"PnP σ on {len(crops)} training crops ({task}): {table} → {best:g}")
+        log(f"PnP σ on {len(crops)} training crops ({task_label(task_cfg)}): {table} → {best:g}")
     return best
 
 
-def tune_tikhonov_mu(task: str) -> tuple[float, dict[float, float]]:
-    """:func:`suppa_jax.classical.tune_mu` for ``task`` on 192×192 centre crops of the training
-    sample images, degraded as in evaluation (seeds ``0..N−1``): how the stored
-    ``tikhonov_mu`` of :mod:`suppa_jax.tasks` was made."""
-    task_cfg = task_config(task)
+def tune_tikhonov_mu(task: str | ml_collections.ConfigDict) -> tuple[float, dict[float, float]]:
+    """:func:`suppa_jax.classical.tune_mu` for ``task`` (a named task or a ``config.task``
+    section) on 192×192 centre crops of the training sample images, degraded as in evaluation
+    (seeds ``0..N−1``): how the stored ``tikhonov_mu`` of :mod:`suppa_jax.tasks` was made."""
+    task_cfg = task_config(task) if isinstance(task, str) else task
     op = build.build_operator(task_cfg)
-    crops = centre_crops(data.build_source("samples", "train"), 192)
-    measured = _degrade_crops(op, crops, task_cfg.noise_sigma, task_cfg.quantize)
+    measured = _degrade_crops(op, _training_crops(), task_cfg.noise_sigma, task_cfg.quantize)
     return classical.tune_mu(op, measured["y"], measured["gt"])
+
+
+def resolve_tikhonov_mu(
+    task_cfg: ml_collections.ConfigDict, log: Callable[[str], None] | None = print
+) -> float:
+    """The Tikhonov weight of a named task as stored in :mod:`suppa_jax.tasks`; for any other
+    task (or one with none stored), :func:`tune_tikhonov_mu` now, logged."""
+    name = task_name(task_cfg)
+    stored = tasks.get_task(name).tikhonov_mu if name else None
+    if stored is not None:
+        return stored
+    best, scores = tune_tikhonov_mu(task_cfg)
+    if log:
+        table = ", ".join(f"{m:g}: {p:.2f} dB" for m, p in scores.items())
+        log(f"Tikhonov μ on the training crops ({task_label(task_cfg)}): {table} → {best:g}")
+    return best

@@ -3,13 +3,22 @@
 
 from suppa_jax.models import drunet, weights
 from suppa_jax.models.drunet import DRUNet, with_compute_dtype
-from suppa_jax.models.weights import load_denoiser, load_params, model_from_params, save_params
+from suppa_jax.models.weights import (
+    Prior,
+    load_denoiser,
+    load_params,
+    load_prior,
+    model_from_params,
+    save_params,
+)
 
 __all__ = [
     "DRUNet",
+    "Prior",
     "drunet",
     "load_denoiser",
     "load_params",
+    "load_prior",
     "model_from_params",
     "save_params",
     "weights",

@@ -23,6 +23,8 @@ information; :func:`save_params` still records it, with :data:`FORMAT_TAG`.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -41,10 +43,12 @@ from suppa_jax.typing import Params
 __all__ = [
     "FORMAT_TAG",
     "PARAMS_SUFFIXES",
+    "Prior",
     "count_params",
     "describe",
     "load_denoiser",
     "load_params",
+    "load_prior",
     "model_from_params",
     "params_from_torch",
     "params_to_torch",
@@ -284,9 +288,28 @@ def count_params(params: Mapping[str, Any]) -> int:
 # --- Self-describing files ------------------------------------------------------------------
 
 
-def save_params(path: str | os.PathLike, params: Mapping[str, Any]) -> None:
+def _check_pnp_sigma(pnp_sigma: Any) -> dict[str, float]:
+    """``{task name: σ}`` with each σ in (0, 1], or a ValueError saying which entry is wrong."""
+    if not isinstance(pnp_sigma, Mapping):
+        raise ValueError(f"pnp_sigma must map task names to noise levels, got {pnp_sigma!r}")
+    checked = {}
+    for task, sigma in pnp_sigma.items():
+        number = isinstance(sigma, int | float) and not isinstance(sigma, bool)
+        if not isinstance(task, str) or not number or not 0 < sigma <= 1 or math.isnan(sigma):
+            raise ValueError(f"pnp_sigma[{task!r}] must be a noise level in (0, 1], got {sigma!r}")
+        checked[task] = float(sigma)
+    return checked
+
+
+def save_params(
+    path: str | os.PathLike,
+    params: Mapping[str, Any],
+    pnp_sigma: Mapping[str, float] | None = None,
+) -> None:
     """Write ``params`` to one msgpack file with its architecture and :data:`FORMAT_TAG`:
-    ``{"format", "architecture": {"widths", "num_blocks", "channels", "residual"}, "params"}``.
+    ``{"format", "architecture": {"widths", "num_blocks", "channels", "residual"}, "params"}``,
+    and ``"pnp_sigma"``: the plug-and-play noise level tuned for this denoiser per named task
+    (``{"sr2": 0.03, ...}``), when given (see :class:`Prior`).
     """
     params = _unwrap(params)
     model = model_from_params(params)
@@ -300,6 +323,8 @@ def save_params(path: str | os.PathLike, params: Mapping[str, Any]) -> None:
         },
         "params": jax.tree.map(np.asarray, unfreeze(params)),
     }
+    if pnp_sigma:
+        payload["pnp_sigma"] = _check_pnp_sigma(pnp_sigma)
     with open(path, "wb") as f:
         f.write(serialization.msgpack_serialize(payload))
 
@@ -333,13 +358,19 @@ def _architecture(arch: Any) -> DRUNet:
     )
 
 
-def load_params(path: str | os.PathLike) -> tuple[DRUNet, Params]:
-    """Read a file written by :func:`save_params`: returns ``(model, params)``.
+@dataclasses.dataclass(frozen=True)
+class Prior:
+    """A denoiser as a file holds it: the DRUNet, its params, and the plug-and-play noise level
+    tuned for it per named task (``pnp_sigma``, empty when the file records none, e.g. a
+    PyTorch ``.pth``). The levels belong to these weights: another denoiser needs its own."""
 
-    Raises:
-      ValueError: naming ``path`` when it is not a msgpack file, lacks the format tag, has a
-        malformed architecture, or holds parameters that do not match that architecture.
-    """
+    model: DRUNet
+    params: Params
+    pnp_sigma: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    path: Path | None = None
+
+
+def _read_msgpack(path: str | os.PathLike) -> Prior:
     with open(path, "rb") as f:
         data = f.read()
     try:
@@ -355,9 +386,23 @@ def load_params(path: str | os.PathLike) -> tuple[DRUNet, Params]:
             raise ValueError("no params tree")
         if model_from_params(params) != model:
             raise ValueError(f"params do not match the stored architecture {model}")
+        pnp_sigma = _check_pnp_sigma(payload.get("pnp_sigma", {}))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
-    return model, jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), dict(params))
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), dict(params))
+    return Prior(model, params, pnp_sigma, Path(path))
+
+
+def load_params(path: str | os.PathLike) -> tuple[DRUNet, Params]:
+    """Read a file written by :func:`save_params`: returns ``(model, params)``.
+
+    Raises:
+      ValueError: naming ``path`` when it is not a msgpack file, lacks the format tag, has a
+        malformed architecture or ``pnp_sigma``, or holds parameters that do not match that
+        architecture.
+    """
+    prior = _read_msgpack(path)
+    return prior.model, prior.params
 
 
 # --- PyTorch files ---------------------------------------------------------------------------
@@ -393,8 +438,9 @@ def read_state_dict(path: str) -> Mapping[str, Any]:
     return obj
 
 
-def load_denoiser(path: str | os.PathLike) -> Params:
-    """DRUNet params from a ``.msgpack`` (:func:`save_params`) or PyTorch ``.pth``/``.pt`` file.
+def load_prior(path: str | os.PathLike) -> Prior:
+    """The denoiser in a ``.msgpack`` (:func:`save_params`) or PyTorch ``.pth``/``.pt`` file,
+    with the PnP noise levels the file records.
 
     Raises ``ValueError`` naming the file when it is missing, of another type or not a DRUNet.
     """
@@ -404,9 +450,15 @@ def load_denoiser(path: str | os.PathLike) -> Params:
     if path.suffix.lower() not in PARAMS_SUFFIXES:
         raise ValueError(f"{path}: not a params file (expected {', '.join(PARAMS_SUFFIXES)})")
     if path.suffix.lower() == ".msgpack":
-        return load_params(path)[1]
+        return _read_msgpack(path)
     state_dict = read_state_dict(str(path))  # its errors name the file
     try:
-        return params_from_torch(state_dict)
+        params = params_from_torch(state_dict)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
+    return Prior(model_from_params(params), params, {}, path)
+
+
+def load_denoiser(path: str | os.PathLike) -> Params:
+    """The DRUNet params of :func:`load_prior` (``.msgpack`` or ``.pth``/``.pt``)."""
+    return load_prior(path).params
