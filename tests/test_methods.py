@@ -338,9 +338,14 @@ def test_predict_restores_with_the_methods_inference(name, op, batch, small_drun
     }.get(name, {"max_iters": 4, "tol": 1e-3, "rho": RHO})
     method = methods.make(name, apply, op, **settings)
     trainable = method.init(params)
-    solution = jax.jit(method.predict)(
-        trainable, batch["y"] if name != "denoiser" else batch["gt"], batch["gt"]
-    )
+    y = batch["y"] if name != "denoiser" else batch["gt"]
+    solution = jax.jit(method.predict)(trainable, y, batch["gt"])
+    traced = jax.jit(method.predict, static_argnames="trace")(trainable, y, trace=True)
+    steps = {"denoiser": 2, "unrolled": 4, "unrolled_remat": 4}.get(name, 5)
+    assert traced.estimates.shape == (steps, *solution.x.shape)
+    np.testing.assert_allclose(traced.estimates[-1], solution.x, rtol=1e-5, atol=1e-6)
+    start = y if name == "denoiser" else op.initial(y)
+    np.testing.assert_allclose(traced.estimates[0], start, rtol=1e-5, atol=1e-6)
     denoise = lambda x, s: apply(params, x, s)  # noqa: E731
     if name == "denoiser":
         np.testing.assert_allclose(solution.x, denoise(batch["gt"], 0.05), rtol=1e-5, atol=1e-6)

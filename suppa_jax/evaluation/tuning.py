@@ -20,6 +20,7 @@ sr2 over σ ∈ {0.01, 0.015, 0.02, 0.03, 0.05}: 32.95, 33.27, 33.41, 33.41, 33.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import ml_collections
@@ -34,7 +35,9 @@ from suppa_jax.typing import Array, Params
 
 __all__ = [
     "SIGMA_GRID",
+    "Measurement",
     "centre_crops",
+    "measurement",
     "resolve_pnp_sigma",
     "resolve_tikhonov_mu",
     "tune_pnp_sigma",
@@ -95,35 +98,53 @@ def _training_crops() -> np.ndarray:
     return centre_crops(data.build_source("samples", "train"), 192)
 
 
+class Measurement(NamedTuple):
+    """How measurements are made, as tuning needs it: the operator, the noise level, 8-bit
+    quantisation, the named task they are (``None``: none) and a label for the logs."""
+
+    op: LinearOperator
+    noise_sigma: float
+    quantize: bool
+    name: str | None
+    label: str
+
+
+def measurement(task_cfg: ml_collections.ConfigDict) -> Measurement:
+    """The :class:`Measurement` of a ``config.task`` section."""
+    return Measurement(
+        build.build_operator(task_cfg),
+        task_cfg.noise_sigma,
+        task_cfg.quantize,
+        task_name(task_cfg),
+        task_label(task_cfg),
+    )
+
+
 def resolve_pnp_sigma(
     sigma: float | str | None,
     prior: Prior,
-    task_cfg: ml_collections.ConfigDict,
+    task: ml_collections.ConfigDict | Measurement,
     log: Callable[[str], None] | None = print,
 ) -> float:
-    """A PnP noise level for ``prior`` on the task ``task_cfg``: ``sigma`` itself when it is a
-    number; with ``None`` or ``"default"``, the level stored with the prior for this named task,
-    else (a denoiser or task with none stored) as ``"tune"``; with ``"tune"``,
-    :func:`tune_pnp_sigma` on 192×192 centre crops of the training samples."""
+    """A PnP noise level for ``prior`` on ``task`` (a ``config.task`` section or a
+    :class:`Measurement`): ``sigma`` itself when it is a number; with ``None`` or
+    ``"default"``, the level stored with the prior for this named task, else (a denoiser or task
+    with none stored) as ``"tune"``; with ``"tune"``, :func:`tune_pnp_sigma` on 192×192 centre
+    crops of the training samples."""
     if sigma not in (None, "default", "tune"):
         return float(sigma)
-    name = task_name(task_cfg)
-    where = prior.path or "the denoiser"
-    if sigma != "tune" and name in prior.pnp_sigma:
-        return prior.pnp_sigma[name]
+    task = task if isinstance(task, Measurement) else measurement(task)
+    if sigma != "tune" and task.name in prior.pnp_sigma:
+        return prior.pnp_sigma[task.name]
     if sigma != "tune" and log:
-        log(f"no PnP σ is stored with {where} for {task_label(task_cfg)}: tuning it")
+        log(f"no PnP σ is stored with {prior.path or 'the denoiser'} for {task.label}: tuning it")
     crops = _training_crops()
     best, scores = tune_pnp_sigma(
-        prior.params,
-        build.build_operator(task_cfg),
-        crops,
-        noise_sigma=task_cfg.noise_sigma,
-        quantize=task_cfg.quantize,
+        prior.params, task.op, crops, noise_sigma=task.noise_sigma, quantize=task.quantize
     )
     if log:
         table = ", ".join(f"{s:g}: {p:.2f} dB" for s, p in scores.items())
-        log(f"PnP σ on {len(crops)} training crops ({task_label(task_cfg)}): {table} → {best:g}")
+        log(f"PnP σ on {len(crops)} training crops ({task.label}): {table} → {best:g}")
     return best
 
 

@@ -44,9 +44,10 @@ __all__ = [
 class Method(NamedTuple):
     """A training method: initial trainables, a pure loss, and inference with the trainables.
 
-    ``predict(trainable, y, reference=None) -> admm.Solution`` restores ``y`` the way the method
-    is meant to be used at test time (to convergence, or ``K`` steps for explicit unrolling),
-    with the per-iteration PSNR curve when ``reference`` is given.
+    ``predict(trainable, y, reference=None, trace=False) -> admm.Solution`` restores ``y`` the
+    way the method is meant to be used at test time (to convergence, or ``K`` steps for explicit
+    unrolling), with the per-iteration PSNR curve when ``reference`` is given and every
+    iterate (``Solution.estimates``) when ``trace`` is true (static).
     """
 
     name: str
@@ -134,10 +135,18 @@ def solve_predict(
 ) -> Callable[..., admm.Solution]:
     """``predict`` for the fixed-point methods: ADMM to convergence (:func:`admm.solve`)."""
 
-    def predict(y: Array, reference: Array | None = None) -> admm.Solution:
+    def predict(y: Array, reference: Array | None = None, trace: bool = False) -> admm.Solution:
         denoise = functools.partial(apply, params)
         return admm.solve(
-            denoise, op, y, rho=rho, sigma=sigma, max_iters=max_iters, tol=tol, reference=reference
+            denoise,
+            op,
+            y,
+            rho=rho,
+            sigma=sigma,
+            max_iters=max_iters,
+            tol=tol,
+            trace=trace,
+            reference=reference,
         )
 
     return predict

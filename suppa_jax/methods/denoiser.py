@@ -66,10 +66,13 @@ def denoiser(
         value = mse(estimate, gt)
         return value, step_metrics(value, estimate, gt, 1, trainable)
 
-    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+    def predict(
+        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+    ) -> admm.Solution:
         x = apply(trainable["denoiser"], y, eval_sigma)
         curve = None if reference is None else jnp.stack([psnr(y, reference), psnr(x, reference)])
-        return admm.Solution(x, jnp.ones(y.shape[:-3], jnp.int32), None, curve)
+        estimates = jnp.stack([y, x]) if trace else None
+        return admm.Solution(x, jnp.ones(y.shape[:-3], jnp.int32), estimates, curve)
 
     return Method("denoiser", init, loss, predict)
 

@@ -112,11 +112,13 @@ def _fixed_point_method(
         value = mse(estimate, gt)
         return value, step_metrics(value, estimate, gt, iterations, trainable)
 
-    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+    def predict(
+        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+    ) -> admm.Solution:
         solve = solve_predict(
             apply, op, trainable["denoiser"], trainable["rho"], trainable["sigma"], max_iters, tol
         )
-        return solve(y, reference)
+        return solve(y, reference, trace)
 
     return Method(name, init, loss, predict)
 

@@ -130,11 +130,13 @@ def suppa(
         value, estimate = suppa_objective(f, trainable["lam"], sampled, last, gt)
         return value, step_metrics(value, estimate, gt, iterations, trainable)
 
-    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
+    def predict(
+        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+    ) -> admm.Solution:
         solve = solve_predict(
             apply, op, trainable["denoiser"], rho, trainable["sigma"], max_iters, tol
         )
-        return solve(y, reference)
+        return solve(y, reference, trace)
 
     return Method("suppa", init, loss, predict)
 

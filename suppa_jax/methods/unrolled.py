@@ -62,14 +62,20 @@ def unrolled(
         value = mse(state.x, batch["gt"])
         return value, step_metrics(value, state.x, batch["gt"], iters, trainable)
 
-    def predict(trainable: Trainable, y: Array, reference: Array | None = None) -> admm.Solution:
-        if reference is None:
-            _, state, _ = run(trainable, y, lambda x: None)
-            curve = None
-        else:
-            start, state, curve = run(trainable, y, lambda x: psnr(x, reference))
-            curve = jnp.concatenate([psnr(start.x, reference)[None], curve])
-        return admm.Solution(state.x, jnp.full(y.shape[:-3], iters, jnp.int32), None, curve)
+    def predict(
+        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+    ) -> admm.Solution:
+        def observe(x: Array) -> tuple[Array | None, Array | None]:
+            return (x if trace else None), (None if reference is None else psnr(x, reference))
+
+        start, state, (estimates, curve) = run(trainable, y, observe)
+        first = observe(start.x)
+        if trace:
+            estimates = jnp.concatenate([first[0][None], estimates])
+        if reference is not None:
+            curve = jnp.concatenate([first[1][None], curve])
+        iterations = jnp.full(y.shape[:-3], iters, jnp.int32)
+        return admm.Solution(state.x, iterations, estimates, curve)
 
     return Method("unrolled_remat" if remat else "unrolled", init, loss, predict)
 
