@@ -48,7 +48,7 @@ def restore(
     y: ArrayLike,
     op: LinearOperator,
     *,
-    sigma: ArrayLike = 0.1,
+    sigma: ArrayLike,
     rho: ArrayLike | None = None,
     max_iters: int = 50,
     tol: ArrayLike = 1e-3,
@@ -59,8 +59,9 @@ def restore(
 
     ``params``: DRUNet parameters (the ``params`` collection, or ``{"params": ...}``); the
     architecture is read off their shapes. ``y``: ``(..., h, w, 3)`` in [0, 1]. ``op``: the
-    forward operator (e.g. ``SuperResolution(2)``). ``sigma``: the denoiser's noise level (a
-    trained model's learned ``σ``; 0.1 is the training initialisation). ``rho``: the ADMM
+    forward operator (e.g. ``SuperResolution(2)``). ``sigma``: the denoiser's noise level, no
+    default: the level tuned for a prior is stored with it (``weights.load_prior(path)
+    .pnp_sigma["sr2"]``), a trained model's is its learned ``σ``. ``rho``: the ADMM
     coupling weight, by default :func:`suppa_jax.solvers.admm.reference_rho` (``0.1·s²``).
     Iterates to convergence (``max_iters``, per-sample ``tol``) under one compiled ``jit``;
     returns a :class:`~suppa_jax.solvers.admm.Solution` (``.x``, ``.iterations``, and the
