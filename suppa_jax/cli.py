@@ -1,5 +1,5 @@
 """The command-line convention of every entry point: ``train.py``, ``evaluate.py``,
-``python -m suppa_jax.demo`` and ``python -m suppa_jax.convert``.
+``restore.py``, ``python -m suppa_jax.demo`` and ``python -m suppa_jax.convert``.
 
 * Options are ``--name=value`` (or ``--name value``), names with underscores; ``--help`` lists
   them. ``train.py`` also takes ``--config.<field>=<value>`` for any config field.

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from suppa_jax import cli, convert, demo, evaluation
+from suppa_jax import cli, convert, demo, evaluation, restoration
 from suppa_jax import config as config_lib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +21,7 @@ def _train_main():
 ENTRY_POINTS = {
     "train.py": _train_main(),
     "evaluate.py": evaluation.main,
+    "restore.py": restoration.main,
     "python -m suppa_jax.demo": demo.main,
     "python -m suppa_jax.convert": convert.main,
 }
@@ -82,6 +83,7 @@ def test_help_lists_the_options(prog, capsys):
         ("train.py", ["--config=configs/sr_x2_cpu.py", "--workdir=w", "--config.x=1"], "config.x"),
         ("evaluate.py", ["--checkpoint=/absent"], "'/absent' does not exist"),
         ("python -m suppa_jax.convert", ["/absent.pth", "out.msgpack"], "cannot read"),
+        ("restore.py", ["y.png", "--model=/absent"], "'/absent' does not exist"),
         ("python -m suppa_jax.demo", ["--outt=x"], "unrecognized arguments"),
         ("python -m suppa_jax.demo", [f"--out={ROOT / 'README.md' / 'x'}"], "Not a directory"),
         (
