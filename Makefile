@@ -5,15 +5,23 @@ PY := $(VENV)/bin/python
 # JAX's persistent compilation cache: on a CPU, XLA compilation costs more than most runs.
 export JAX_COMPILATION_CACHE_DIR ?= $(HOME)/.cache/suppa_jax/xla
 
-.PHONY: install test lint format demo clean
+.PHONY: install install-runtime test lint format demo clean
 
-install: $(VENV)/.installed
+# The runtime stack only (what the library, the CLIs and the demo need) ...
+install-runtime: $(VENV)/.runtime
 
-$(VENV)/.installed: requirements.txt requirements-test.txt pyproject.toml
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# ... and the test stack on top (PyTorch, pytest, ruff, the notebook runner, BM3D).
+install: $(VENV)/.installed
+
+$(VENV)/.installed: $(VENV)/.runtime requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
 test: install
@@ -29,7 +37,7 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-demo: install
+demo: install-runtime
 	$(PY) -m suppa_jax.demo
 
 clean:

@@ -8,14 +8,13 @@ up in a registry: the operator in :mod:`suppa_jax.tasks`, the method in
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from suppa_jax import methods, tasks
 from suppa_jax.models import drunet, weights
+from suppa_jax.paths import resolve_path
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.typing import Params
 
@@ -51,15 +50,20 @@ def build_method(
 
 
 def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> Params:
-    """``config.model.init``: a params file (ours or a PyTorch ``.pth``), or random weights
-    (seed ``config.train.seed``) when it is ``""``. The file's DRUNet must be ``model``."""
+    """``config.model.init``: a params file (ours or a PyTorch ``.pth``; the path resolved by
+    :func:`suppa_jax.paths.resolve_path`), or random weights (seed ``config.train.seed``) when it
+    is ``""``. The file's DRUNet must be ``model``."""
     path = config.model.init
     if not path:
         dummy = jnp.zeros((1, 8, 8, model.channels), jnp.float32)
         key = jax.random.key(config.train.seed)
         return jax.jit(model.init)(key, dummy, 0.1)["params"]
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"config.model.init: no such file {path!r}")
+    try:
+        path = resolve_path(path, "config.model.init")
+    except ValueError as err:
+        raise FileNotFoundError(f"config.model.init: no such file {config.model.init!r}") from err
+    if not path.is_file():
+        raise FileNotFoundError(f"config.model.init: {str(path)!r} is not a file")
     try:
         params = weights.load_denoiser(path)
     except ValueError as err:

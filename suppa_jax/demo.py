@@ -28,9 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suppa_jax import build, cli, evaluation, tasks
+from suppa_jax.paths import ROOT
 from suppa_jax.xla import use_fast_xla_cpu_flags
-
-ROOT = Path(__file__).resolve().parents[1]
 
 #: The shipped pre-trained denoiser behind the plug-and-play rows.
 DENOISER = ROOT / "weights" / "drunet_cpu_denoiser.msgpack"

@@ -207,3 +207,25 @@ def test_a_grayscale_denoiser_restores_colour_channel_by_channel(tmp_path, rng):
     for c in range(3):
         want = pnp.restore(params, y[..., c : c + 1], op, sigma=0.05, max_iters=2)
         np.testing.assert_allclose(got.x[..., c : c + 1], want.x, rtol=1e-5, atol=1e-6)
+
+
+def test_shipped_paths_resolve_from_any_directory(tmp_path, monkeypatch):
+    """One rule for every entry point: as given, else under the project root."""
+    from suppa_jax import build, paths
+    from suppa_jax import config as config_lib
+
+    monkeypatch.chdir(tmp_path)
+    shipped = "weights/drunet_cpu_denoiser.msgpack"
+    assert paths.resolve_path(shipped, "x") == paths.ROOT / shipped
+    config = config_lib.experiment("sr", scale=2, cpu=True)
+    assert config.model.init == shipped
+    params = build.initial_params(config, build.build_model(config))  # the trainer's path
+    assert weights.count_params(params) == weights.count_params(
+        weights.load_denoiser(paths.ROOT / shipped)
+    )
+    (tmp_path / "weights").mkdir()
+    own = tmp_path / shipped
+    own.write_bytes(b"")
+    assert paths.resolve_path(shipped, "x") == Path(shipped)  # the user's own file wins
+    with pytest.raises(ValueError, match=r"--model 'absent\.msgpack' does not exist"):
+        paths.resolve_path("absent.msgpack", "--model")

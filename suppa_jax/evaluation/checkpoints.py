@@ -18,6 +18,7 @@ from suppa_jax.evaluation.restorers import Restorer, jitted_predict, method_rest
 from suppa_jax.evaluation.tasks import check_task, task_config, task_label
 from suppa_jax.evaluation.tuning import resolve_pnp_sigma
 from suppa_jax.models import weights
+from suppa_jax.paths import resolve_path
 from suppa_jax.training import checkpoints
 from suppa_jax.typing import Params
 
@@ -30,18 +31,6 @@ __all__ = [
     "resolve_path",
     "run_config",
 ]
-
-_ROOT = Path(__file__).resolve().parents[2]
-
-
-def resolve_path(path: str, what: str) -> Path:
-    """``path`` as given, else relative to the repository root (configs name ``weights/…``)."""
-    candidate = Path(path)
-    if candidate.exists():
-        return candidate
-    if not candidate.is_absolute() and (_ROOT / candidate).exists():
-        return _ROOT / candidate
-    raise ValueError(f"{what} {path!r} does not exist")
 
 
 def load_prior(path: str | Path) -> weights.Prior:
