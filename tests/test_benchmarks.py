@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from suppa_jax import data
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--widths", "4,8,8,8", "--num-blocks", "1", "--batch", "1", "--patch", "16"]
 BYTE_FIELDS = (
@@ -255,3 +257,15 @@ def test_denoise_benchmark_tabulates_every_denoiser(tmp_path, capsys):
     assert 25 < identity["psnr"] < 80
     assert identity["colour_shift"] >= 0
     assert "| BM3D |" in (tmp_path / "denoise.md").read_text()
+
+
+def test_gallery_restores_crops_with_every_row(tmp_path):
+    gallery = importlib.import_module("benchmarks.gallery")
+    crops = data.ArraySource(
+        [np.asarray(data.held_out_photos()[i])[:32, :48] for i in range(2)], ["a", "b"]
+    )
+    result = gallery.gallery("sr2", crops, tmp_path)
+    assert list(result.means) == ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "SUPPA"]
+    assert len(result.rows) == 2 * 4
+    assert all(np.isfinite(row["psnr_rgb"]) for row in result.rows)
+    assert (tmp_path / "gallery_sr2.jpg").stat().st_size > 0
