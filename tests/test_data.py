@@ -348,6 +348,53 @@ def test_tfds_reads_prepared_array_records_without_tensorflow(tmp_path):
         np.testing.assert_array_equal(by_height[image.shape[0]], np.stack([image] * 3, axis=-1))
 
 
+def _fake_div2k(root) -> dict[str, str]:
+    """The folders DIV2K's archives extract to (two 24×20 HR images and their ×2 LR), keyed as
+    the TFDS ``div2k`` builder asks its download manager for them."""
+    rng = np.random.default_rng(2)
+    extracted = {}
+    for split in ("train", "valid"):
+        lr = root / f"{split}_lr" / f"DIV2K_{split}_LR_bicubic" / "X2"
+        hr = root / f"{split}_hr" / f"DIV2K_{split}_HR"
+        lr.mkdir(parents=True)
+        hr.mkdir(parents=True)
+        for i in range(1, 3):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+                hr / f"{i:04d}.png"
+            )
+            Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(
+                lr / f"{i:04d}x2.png"
+            )
+        extracted[f"{split}_lr_url"] = str(root / f"{split}_lr")
+        extracted[f"{split}_hr_url"] = str(root / f"{split}_hr")
+    return extracted
+
+
+def test_preparing_div2k_with_tfds_needs_tensorflow(tmp_path, monkeypatch):
+    """The truth the README states: TFDS's own div2k builder (run here on archives extracted
+    locally: no download) walks its files with TensorFlow, so *preparing* it needs TensorFlow
+    (and importlib_resources); the prepared ArrayRecords are then read without it. Where
+    TensorFlow is installed, this prepares the dataset and reads its HR images back."""
+    extracted = _fake_div2k(tmp_path / "extracted")
+    monkeypatch.setattr(
+        tfds.download.DownloadManager, "download_and_extract", lambda self, urls: extracted
+    )
+    builder = tfds.builder(
+        "div2k/bicubic_x2", data_dir=str(tmp_path / "tfds"), file_format="array_record"
+    )
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        with pytest.raises(ModuleNotFoundError) as missing:
+            builder.download_and_prepare()
+        assert missing.value.name in ("tensorflow", "importlib_resources")
+        return
+    builder.download_and_prepare()
+    source = data.build_source("tfds:div2k/bicubic_x2", "train", data_dir=str(tmp_path / "tfds"))
+    assert len(source) == 2
+    assert source[0].shape == (20, 24, 3)
+
+
 # --------------------------------------------------------------------------------------------
 # Degradation and evaluation
 
