@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # JAX's persistent compilation cache: on a CPU, XLA compilation costs more than most runs.
 export JAX_COMPILATION_CACHE_DIR ?= $(HOME)/.cache/suppa_jax/xla
 
-.PHONY: install install-runtime test lint format demo clean
+.PHONY: install install-runtime test lint format demo docs clean
 
 # The runtime stack only (what the library, the CLIs and the demo need) ...
 install-runtime: $(VENV)/.runtime
@@ -40,5 +40,11 @@ format: install
 demo: install-runtime
 	$(PY) -m suppa_jax.demo
 
+# The API reference from the docstrings, in docs/_build/html; any Sphinx warning fails it.
+docs: $(VENV)/.runtime requirements-docs.txt
+	$(PY) -m pip install --quiet -r requirements-docs.txt
+	rm -rf docs/_build docs/api
+	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache docs/_build docs/api

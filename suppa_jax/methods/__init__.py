@@ -3,16 +3,16 @@
 All share the ADMM iteration ``f`` of :mod:`suppa_jax.solvers.admm` (``s = (x, u)``,
 ``f(s) = step(D_θ, A, y, s, ρ, σ)``) and differ only in how the gradient reaches ``θ``:
 
-================== ================================================== =====================
-method             gradient path                                      memory in K
-================== ================================================== =====================
-``suppa``          two differentiable steps from detached states      constant
-``unrolled``       backprop through K steps (``lax.scan``)            linear
-``unrolled_remat`` the same with ``jax.checkpoint`` on each step      linear, small slope
+================== ===================================================== ===================
+method             gradient path                                         memory in K
+================== ===================================================== ===================
+``suppa``          two differentiable steps from detached states         constant
+``unrolled``       backprop through K steps (``lax.scan``)               linear
+``unrolled_remat`` the same with ``jax.checkpoint`` on each step         linear, small slope
 ``deq``            implicit: adjoint fixed point ``g = J_fᵀ g + ∂ℓ/∂s*`` constant
-``jfb``            one differentiable step at the fixed point         constant
-``denoiser``       Gaussian-denoiser pre-training of the prior        —
-================== ================================================== =====================
+``jfb``            one differentiable step at the fixed point            constant
+``denoiser``       Gaussian-denoiser pre-training of the prior           —
+================== ===================================================== ===================
 
 Each lives in its own module (:mod:`~suppa_jax.methods.suppa`,
 :mod:`~suppa_jax.methods.unrolled`, :mod:`~suppa_jax.methods.equilibrium`,
