@@ -28,19 +28,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suppa_jax import build, cli, evaluation, tasks
-from suppa_jax.paths import ROOT
+from suppa_jax.paths import WEIGHTS, resolve_path
 from suppa_jax.xla import use_fast_xla_cpu_flags
 
 #: The shipped pre-trained denoiser behind the plug-and-play rows.
-DENOISER = ROOT / "weights" / "drunet_cpu_denoiser.msgpack"
+DENOISER = WEIGHTS / "drunet_cpu_denoiser.msgpack"
 
 #: The demo's tasks.
 TASKS = ("sr2", "deblur")
 
 #: Fine-tuned models shown beside the baselines, per task: ``train.py`` workdirs (their best
-#: checkpoint) or params files, relative to the repository root; one line adds one. Shipped:
-#: SUPPA fine-tuned from the small denoiser by ``benchmarks/reproduce.py`` (the workdir's
-#: ``config.json`` and ``best/``, with ``model.init`` made relative to the repository).
+#: checkpoint) or params files, found by :func:`suppa_jax.paths.resolve_path`; one line adds
+#: one. Shipped: SUPPA fine-tuned from the small denoiser by ``benchmarks/reproduce.py`` (the
+#: workdir's ``config.json`` and ``best/``, with a relative ``model.init``).
 MODELS: dict[str, tuple[str, ...]] = {
     "sr2": ("weights/suppa_sr2",),
     "deblur": ("weights/suppa_deblur",),
@@ -58,7 +58,7 @@ def restorers(task: str) -> list[evaluation.Restorer]:
         evaluation.pnp_restorer(prior.params, op, sigma=prior.pnp_sigma[task]),
     ]
     for checkpoint in MODELS.get(task, ()):
-        rows.append(evaluation.load_model(str(ROOT / checkpoint), task).restorer)
+        rows.append(evaluation.load_model(str(resolve_path(checkpoint, "MODELS")), task).restorer)
     return rows
 
 
@@ -70,7 +70,7 @@ def run_task(task: str, out: Path) -> evaluation.Report:
     start = time.perf_counter()
     results = evaluation.evaluate([dataset], rows, task_cfg, out=out)
     settings = {
-        "denoiser": str(DENOISER.relative_to(ROOT)),
+        "denoiser": "weights/" + DENOISER.name,
         "tikhonov": dict(rows[1].info),
         "pnp": dict(rows[2].info),
         "models": list(MODELS.get(task, ())),
@@ -94,7 +94,7 @@ def _run(out: Path) -> None:
     start = time.perf_counter()
     print(
         "suppa_jax demo: restoring the 3 held-out sample images (chelsea, coffee, rocket) for "
-        f"{' and '.join(TASKS)} with {DENOISER.relative_to(ROOT)}.\n"
+        f"{' and '.join(TASKS)} with weights/{DENOISER.name}.\n"
     )
     reports = []
     for task in TASKS:

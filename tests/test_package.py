@@ -94,3 +94,41 @@ def test_entry_points_apply_the_flags(runner, entry):
         check=True,
     )
     assert out.stdout.splitlines()[-1] == f"XLA_FLAGS={FLAG}"
+
+
+def test_a_non_editable_install_ships_the_weights(tmp_path):
+    """``pip install .`` (a wheel, not the repository) carries the shipped weights: from a
+    directory without them, the demo's rows load and ``restore.py``'s module restores."""
+    root = Path(__file__).resolve().parents[1]
+    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(root)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    (wheel,) = wheels.glob("*.whl")
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    probe = (
+        "import suppa_jax, numpy as np\n"
+        "from suppa_jax import demo, images, paths, restoration\n"
+        f"assert str(paths.PACKAGE) == {str((target / 'suppa_jax').resolve())!r}, paths.PACKAGE\n"
+        "assert paths.resolve_path('weights/suppa_sr2', 'x') == paths.WEIGHTS / 'suppa_sr2'\n"
+        "print([r.label for r in demo.restorers('sr2')])\n"
+        "images.write_image('y.png', np.full((8, 8, 3), 0.5), 8)\n"
+        "restoration.main(['y.png', '--model=weights/suppa_sr2', '--max_iters=2', '--out=out'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "['bicubic', 'Tikhonov', 'PnP-ADMM (pre-trained)', 'SUPPA']" in result.stdout
+    assert (tmp_path / "out" / "y.png").is_file()

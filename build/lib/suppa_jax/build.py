@@ -1,0 +1,78 @@
+"""From an experiment config to the objects it names: operator, model, method, initial params.
+
+Light on purpose (JAX and Flax only: no checkpointing, input pipeline or image I/O), so that the
+trainer, evaluation, the converter and the benchmarks share these builders. Each looks its name
+up in a registry: the operator in :mod:`suppa_jax.tasks`, the method in
+:mod:`suppa_jax.methods`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from suppa_jax import methods, tasks
+from suppa_jax.models import drunet, weights
+from suppa_jax.paths import resolve_path
+from suppa_jax.physics.base import LinearOperator
+from suppa_jax.typing import Params
+
+__all__ = ["build_method", "build_model", "build_operator", "initial_params", "method_settings"]
+
+
+def build_operator(task: ml_collections.ConfigDict) -> LinearOperator:
+    """The forward model of a ``config.task`` section (its kind's factory in the task registry)."""
+    return tasks.get_kind(task.kind).operator(task)
+
+
+def build_model(config: ml_collections.ConfigDict) -> drunet.DRUNet:
+    """The DRUNet of ``config.model``."""
+    return drunet.DRUNet(
+        widths=tuple(config.model.widths),
+        num_blocks=config.model.num_blocks,
+        residual=config.model.residual,
+    )
+
+
+def method_settings(config: ml_collections.ConfigDict) -> dict:
+    """The keyword settings of ``config.method``, as its registry entry reads them."""
+    return methods.get(config.method).settings(config)
+
+
+def build_method(
+    config: ml_collections.ConfigDict, model: drunet.DRUNet, op: LinearOperator
+) -> methods.Method:
+    """``config.method`` around ``model`` (in ``config.model.compute_dtype``) and ``op``."""
+    apply = lambda params, x, sigma: model.apply({"params": params}, x, sigma)  # noqa: E731
+    apply = drunet.with_compute_dtype(apply, config.model.compute_dtype)
+    return methods.make(config.method, apply, op, **method_settings(config))
+
+
+def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> Params:
+    """``config.model.init``: a params file (ours or a PyTorch ``.pth``; the path resolved by
+    :func:`suppa_jax.paths.resolve_path`), or random weights (seed ``config.train.seed``) when it
+    is ``""``. The file's DRUNet must be ``model``."""
+    path = config.model.init
+    if not path:
+        dummy = jnp.zeros((1, 8, 8, model.channels), jnp.float32)
+        key = jax.random.key(config.train.seed)
+        return jax.jit(model.init)(key, dummy, 0.1)["params"]
+    try:
+        path = resolve_path(path, "config.model.init")
+    except ValueError as err:
+        raise FileNotFoundError(f"config.model.init: no such file {config.model.init!r}") from err
+    if not path.is_file():
+        raise FileNotFoundError(f"config.model.init: {str(path)!r} is not a file")
+    try:
+        params = weights.load_denoiser(path)
+    except ValueError as err:
+        raise ValueError(f"config.model.init: {err}") from err
+    found = weights.model_from_params(params)
+    if found != model:
+        raise ValueError(
+            f"config.model.init: {path} holds a DRUNet with {weights.describe(found)}, but "
+            f"config.model asks for {weights.describe(model)} (config.model.widths, "
+            "num_blocks, residual)"
+        )
+    return params

@@ -1,0 +1,48 @@
+"""Training and evaluation data: image sources, the grain pipeline, synthetic dead leaves.
+
+* :mod:`~suppa_jax.data.sources`: random-access image sources (bundled samples, dead leaves,
+  folders, TFDS, weighted mixtures) and the held-out evaluation photos;
+* :mod:`~suppa_jax.data.pipeline`: the grain training pipeline (random patches, augmentation,
+  sharding by process, resumable iterators) and the evaluation images;
+* :mod:`~suppa_jax.data.deadleaves`: the procedural colour dead-leaves model;
+* :mod:`suppa_jax.config.sources`: the source specifications a config may name.
+
+Measurements are not made here but in the jitted step (:func:`suppa_jax.physics.degrade_batch`).
+"""
+
+from suppa_jax.config.sources import SAMPLE_SPLITS, SOURCE_FORMS, parse_mixture
+from suppa_jax.data.deadleaves import DeadLeaves
+from suppa_jax.data.pipeline import build_train_dataset, eval_images
+from suppa_jax.data.sources import (
+    IMAGE_EXTENSIONS,
+    PHOTOS,
+    ArraySource,
+    DeadLeavesSource,
+    FolderSource,
+    ImageSource,
+    MixtureSource,
+    TfdsSource,
+    build_source,
+    held_out_photos,
+    sample_images,
+)
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "PHOTOS",
+    "SAMPLE_SPLITS",
+    "SOURCE_FORMS",
+    "ArraySource",
+    "DeadLeaves",
+    "DeadLeavesSource",
+    "FolderSource",
+    "ImageSource",
+    "MixtureSource",
+    "TfdsSource",
+    "build_source",
+    "build_train_dataset",
+    "eval_images",
+    "held_out_photos",
+    "parse_mixture",
+    "sample_images",
+]

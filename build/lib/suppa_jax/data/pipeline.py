@@ -1,0 +1,158 @@
+"""The grain training pipeline, and the evaluation images.
+
+Training (:func:`build_train_dataset`) is a grain pipeline over the global stream of examples::
+
+    range(N·k) → seeded shuffle → repeat → random crop + flips/rot90 (+ channel order)
+               → every P-th → batch
+
+An epoch is ``k = patches_per_image`` random patches of ``patch·s`` HR pixels from each of the
+``N`` images (``k = 1``, the paper's epoch), in a fresh order every epoch. The pipeline is NumPy
+only, so grain's workers never touch JAX. Process ``p`` of ``P`` keeps elements ``p, p + P, …``
+of the stream *after* the random steps, so the ``P`` batches number ``t`` are together exactly
+the ``t``-th batch of a single process with a ``P`` times larger batch: results do not depend on
+the number of hosts. ``iter(dataset)`` is a ``grain.DatasetIterator`` whose ``get_state()`` is a
+small JSON-able dict; ``set_state`` on a fresh iterator of the same pipeline resumes with exactly
+the batches that would have followed, so it is saved with the checkpoint.
+
+On-the-fly degradation. Batches hold clean patches and one seed per example::
+
+    {"hr": float32 (B, patch·s, patch·s, 3) in [0, 1], "seed": uint32 (B,)}
+
+The seed is drawn from the example's own generator, itself a function of the pipeline seed and
+the example's position in the stream (epoch and index). Measurements are made on the
+accelerator inside the jitted train step by :func:`suppa_jax.physics.degrade_batch`: the task's
+operator, noise and 8-bit quantisation with key ``jax.random.key(seed)`` per example, so a
+batch always yields the same ``y`` and each example's ``y`` does not depend on its batch.
+
+Evaluation (:func:`eval_images`) goes image by image (sizes differ): each full image, cropped
+at the top left to a multiple of the scale, with seed = its index in the source.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import grain
+import numpy as np
+from absl import flags
+
+from suppa_jax.data.sources import ImageSource, size_problem
+from suppa_jax.typing import ExampleBatch
+
+__all__ = ["build_train_dataset", "eval_images"]
+
+
+def _random_patch(
+    index: int,
+    rng: np.random.Generator,
+    *,
+    source: ImageSource,
+    size: int,
+    augment: bool,
+    permute_channels: bool,
+) -> ExampleBatch:
+    """Example ``index`` of the stream: a random ``size × size`` crop of image ``index mod N``,
+    randomly rotated by a multiple of 90° and flipped when ``augment``, its colour channels in
+    one of the 6 orders when ``permute_channels``, and its seed."""
+    image_index = index % len(source)
+    image = source[image_index]
+    height, width, _ = image.shape
+    if problem := size_problem(height, width, size):
+        raise ValueError(f"{source.name(image_index)}: {problem}")
+    seed = rng.integers(2**32, dtype=np.uint32)
+    top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
+    patch = image[top : top + size, left : left + size]
+    if augment:
+        patch = np.rot90(patch, k=rng.integers(4))
+        if rng.integers(2):
+            patch = patch[:, ::-1]
+    if permute_channels:
+        patch = patch[..., rng.permutation(3)]
+    return {"hr": patch.astype(np.float32) / 255.0, "seed": seed}
+
+
+def build_train_dataset(
+    source: ImageSource,
+    *,
+    batch_size: int,
+    patch: int,
+    scale: int,
+    augment: bool = True,
+    permute_channels: bool = False,
+    seed: int = 0,
+    patches_per_image: int = 1,
+    num_epochs: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+    worker_count: int = 0,
+    read_threads: int = 8,
+) -> grain.IterDataset:
+    """Batches of random HR patches of ``source`` for one process (see the module docstring).
+
+    Args:
+      source: the training images.
+      batch_size: examples per batch *in this process* (the global batch is
+        ``batch_size · process_count``). Incomplete batches are dropped.
+      patch: the LR patch size (48 in the paper); HR patches are ``patch · scale`` pixels.
+      scale: the super-resolution factor (1 for deblurring).
+      augment: apply one of the 8 flips/rotations by multiples of 90°, uniformly.
+      permute_channels: put the colour channels in one of their 6 orders, uniformly (colour
+        augmentation: a blue sky becomes a red or green one, so that no hue is rare).
+      seed: the seed of the shuffle, the crops, the augmentation and the degradation seeds.
+      patches_per_image: patches per image per epoch (1: the paper's epoch).
+      num_epochs: stop after this many epochs (``None``: never).
+      process_index, process_count: this process and their number (``jax.process_index()``,
+        ``jax.process_count()``); passed explicitly so that tests can fake them.
+      worker_count: grain worker processes (0: read in this process, with threads).
+      read_threads: threads per process reading and cropping images.
+
+    Returns:
+      A ``grain.IterDataset`` of ``{"hr": float32 (B, P, P, 3), "seed": uint32 (B,)}``, with
+      ``P = patch · scale``; ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} is not in [0, {process_count})")
+    if min(batch_size, patch, scale, patches_per_image) < 1:
+        raise ValueError("batch_size, patch, scale and patches_per_image must be positive")
+    crop = functools.partial(
+        _random_patch,
+        source=source,
+        size=patch * scale,
+        augment=augment,
+        permute_channels=permute_channels,
+    )
+    dataset = (
+        grain.MapDataset.range(len(source) * patches_per_image)
+        .seed(seed)
+        .shuffle()
+        .repeat(num_epochs)
+        .random_map(crop)
+        .slice(slice(process_index, None, process_count))
+        .batch(batch_size, drop_remainder=True)
+        .to_iter_dataset(
+            grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads)
+        )
+    )
+    if worker_count:
+        # grain 0.2.18 reads one of its absl flags unguarded when it starts workers, which fails
+        # outside an absl app (notebooks, pytest) unless flags count as parsed (google/grain#1355).
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+    return dataset
+
+
+def eval_images(source: ImageSource, scale: int) -> Iterator[tuple[str, ExampleBatch]]:
+    """``(name, {"hr": float32 (1, H, W, 3), "seed": uint32 (1,)})`` for each image in order.
+
+    The image is cropped at the top left to ``H, W`` multiples of ``scale``, its seed is its
+    index, so :func:`degrade_batch` gives the same measurements in every evaluation.
+    """
+    for index in range(len(source)):
+        image = source[index]
+        height, width = (image.shape[0] // scale) * scale, (image.shape[1] // scale) * scale
+        if not height or not width:
+            raise ValueError(f"{source.name(index)}: smaller than the scale {scale}")
+        hr = image[None, :height, :width].astype(np.float32) / 255.0
+        yield source.name(index), {"hr": hr, "seed": np.array([index], np.uint32)}

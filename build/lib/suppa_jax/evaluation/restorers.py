@@ -1,0 +1,129 @@
+"""The rows of an evaluation: each a ``restore(y, gt) -> Solution``.
+
+The starting estimate ``initial(y)`` (``bicubic`` upsampling for super-resolution, ``y`` itself
+for deblurring); the classical Tikhonov restoration with a gradient penalty
+(:func:`tikhonov_restorer`, ``μ`` stored per named task in :mod:`suppa_jax.tasks`); plug-and-play
+ADMM with a pre-trained, not fine-tuned, denoiser (:func:`pnp_restorer`); and a model trained by
+``train.py`` (:func:`method_restorer`), run as its method is used at test time
+(``Method.predict``: ADMM to convergence, at most ``max_iters = 50`` iterations, per-image
+tolerance ``tol = 1e-3``, the paper's stopping rule; ``K`` steps for explicit unrolling).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from suppa_jax import build, classical, methods
+from suppa_jax.physics.base import LinearOperator
+from suppa_jax.solvers import admm, pnp
+from suppa_jax.typing import Array, Params
+
+__all__ = [
+    "Restorer",
+    "initial_restorer",
+    "jitted_predict",
+    "method_restorer",
+    "pnp_restorer",
+    "tikhonov_restorer",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Restorer:
+    """One row of the tables: ``restore(y, gt) -> admm.Solution`` (with the per-iteration PSNR
+    curve in ``.psnr`` for iterative methods). ``slug`` names its files."""
+
+    label: str
+    slug: str
+    restore: Callable[[Array, Array], admm.Solution]
+    iterative: bool = True
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _one_shot_restorer(
+    label: str, slug: str, estimate: Callable[[Array], Array], info: Mapping[str, Any] | None = None
+) -> Restorer:
+    """A non-iterative row: ``x = estimate(y)`` (jitted), zero iterations, no PSNR curve."""
+    estimate = jax.jit(estimate)
+
+    def run(y: Array, gt: Array) -> admm.Solution:
+        del gt
+        return admm.Solution(estimate(y), jnp.zeros(y.shape[:-3], jnp.int32))
+
+    return Restorer(label, slug, run, iterative=False, info=info or {})
+
+
+def initial_restorer(op: LinearOperator) -> Restorer:
+    """The starting estimate ``x₀ = A.initial(y)``: ``bicubic`` upsampling, or ``initial(y)``
+    (``y`` itself) for deblurring."""
+    if op.scale > 1:
+        return _one_shot_restorer("bicubic", "bicubic", op.initial)
+    return _one_shot_restorer("initial(y)", "initial", op.initial)
+
+
+def tikhonov_restorer(op: LinearOperator, mu: float) -> Restorer:
+    """The classical baseline ``argmin_x ½‖y − Ax‖² + μ/2‖∇x‖²`` (closed form,
+    :func:`suppa_jax.classical.tikhonov`)."""
+    return _one_shot_restorer(
+        "Tikhonov", "tikhonov", lambda y: classical.tikhonov(op, y, mu), {"mu": mu}
+    )
+
+
+def pnp_restorer(
+    params: Params,
+    op: LinearOperator,
+    *,
+    sigma: float,
+    rho: float | None = None,
+    max_iters: int = 50,
+    tol: float = 1e-3,
+    label: str = "PnP-ADMM (pre-trained)",
+    slug: str = "pnp",
+) -> Restorer:
+    """Plug-and-play ADMM with a fixed DRUNet (``suppa_jax.restore``: jitted, to convergence),
+    denoiser noise level ``sigma``, ``rho`` by default ``0.1·s²``."""
+    rho = admm.reference_rho(op) if rho is None else rho
+
+    def run(y: Array, gt: Array) -> admm.Solution:
+        return pnp.restore(
+            params, y, op, sigma=sigma, rho=rho, max_iters=max_iters, tol=tol, reference=gt
+        )
+
+    info = {"sigma": sigma, "rho": rho, "max_iters": max_iters, "tol": tol}
+    return Restorer(label, slug, run, info=info)
+
+
+def method_restorer(
+    config: ml_collections.ConfigDict,
+    trainable: Mapping[str, Any],
+    predict: Callable[..., admm.Solution],
+) -> Restorer:
+    """A ``train.py`` model: ``predict(trainable, y, gt)``, the jitted ``Method.predict`` of
+    ``config.method`` (the fixed-point methods iterate to ``config.admm.max_iters`` / ``tol``).
+    Its label and the settings it reports come from the method's registry entry."""
+    spec = methods.get(config.method)
+    scalars = {
+        k: np.asarray(v, np.float64).round(6).tolist()
+        for k, v in trainable.items()
+        if k != "denoiser"
+    }
+    info: dict[str, Any] = {"method": config.method, **scalars}
+    settings = build.method_settings(config)
+    if spec.fixed_iterations and spec.iterations_setting:
+        info["iterations"] = settings[spec.iterations_setting]
+    elif spec.iterations_setting:
+        info.update(max_iters=settings[spec.iterations_setting], tol=settings.get("tol"))
+    return Restorer(spec.label, config.method, lambda y, gt: predict(trainable, y, gt), info=info)
+
+
+def jitted_predict(config: ml_collections.ConfigDict, op: LinearOperator) -> Callable:
+    """``jit(method.predict)`` of ``config.method`` around ``config.model`` and ``op``: compile
+    once, call with any trainables of that method."""
+    return jax.jit(build.build_method(config, build.build_model(config), op).predict)

@@ -1,0 +1,36 @@
+"""Forward models ``y = A x + e``.
+
+* :mod:`~suppa_jax.physics.base`: :class:`LinearOperator`, the protocol every solver and method
+  uses (forward, adjoint, data step, starting estimate).
+* :mod:`~suppa_jax.physics.circulant`: circular convolution then decimation, with exact
+  closed-form data steps: :class:`Blur` and :class:`SuperResolution`.
+* :mod:`~suppa_jax.physics.kernels`: the Gaussian and bicubic kernels, bicubic upsampling.
+* :mod:`~suppa_jax.physics.measurement`: the noise and quantisation model (:func:`degrade`).
+
+A new forward model is a module here with a :class:`LinearOperator` subclass (a pytree), plus
+one entry in the task registry (:mod:`suppa_jax.tasks`).
+"""
+
+from suppa_jax.physics.base import LinearOperator
+from suppa_jax.physics.circulant import Blur, CirculantOperator, Spectra, SuperResolution
+from suppa_jax.physics.kernels import (
+    bicubic_kernel,
+    bicubic_upsample,
+    cubic_weight,
+    gaussian_kernel,
+)
+from suppa_jax.physics.measurement import degrade, degrade_batch
+
+__all__ = [
+    "Blur",
+    "CirculantOperator",
+    "LinearOperator",
+    "Spectra",
+    "SuperResolution",
+    "bicubic_kernel",
+    "bicubic_upsample",
+    "cubic_weight",
+    "degrade",
+    "degrade_batch",
+    "gaussian_kernel",
+]

@@ -1,0 +1,181 @@
+"""The task registry: every forward model the configs can name, and the named evaluation tasks.
+
+A *task kind* (``config.task.kind``: ``"sr"``, ``"deblur"``, ``"denoise"``) is an operator
+factory from the ``config.task`` section, the kernels and scales it accepts, the defaults its
+experiments start from, and the fields that define its measurements. A *named task*
+(``"sr2"``, ``"sr3"``, ``"sr4"``, ``"deblur"``: what ``evaluate.py --task`` accepts) is a kind at
+one scale with the paper's measurement settings, plus the stored weight ``μ`` of its Tikhonov
+baseline, tuned on *training* images. (Plug-and-play's denoiser ``σ`` belongs to a denoiser, not
+to a task: it is stored with the prior's weights, :class:`suppa_jax.models.weights.Prior`.)
+
+A new forward model is its own module (a :class:`~suppa_jax.physics.base.LinearOperator`) plus
+one :func:`register_kind` call; the config's validation, the builders, training and evaluation
+find it here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from suppa_jax.physics import Blur, LinearOperator, SuperResolution, gaussian_kernel
+
+__all__ = [
+    "NamedTask",
+    "TaskKind",
+    "get_kind",
+    "get_task",
+    "kinds",
+    "measurement_fields",
+    "register_kind",
+    "register_task",
+    "task_names",
+    "unregister_kind",
+    "unregister_task",
+]
+
+
+def measurement_fields(task: Any) -> dict[str, Any]:
+    """The fields of a ``config.task`` section that define its measurements: kind, scale,
+    kernel, noise and quantisation, and the kernel's own parameters only."""
+    fields = {
+        "kind": task.kind,
+        "scale": task.scale,
+        "kernel": task.kernel,
+        "noise_sigma": task.noise_sigma,
+        "quantize": task.quantize,
+    }
+    if task.kernel == "bicubic":
+        fields["bicubic_a"] = task.bicubic_a
+    elif task.kernel == "gaussian":
+        fields.update(blur_sigma=task.blur_sigma, blur_size=task.blur_size)
+    return fields
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskKind:
+    """A forward model as the configs name it.
+
+    ``operator(task)`` builds it from a ``config.task`` section. ``kernels``: the accepted
+    ``task.kernel`` values, the default first. ``scales``: the accepted ``task.scale`` values.
+    ``defaults``: ``config.task`` fields its experiments set (besides kind, scale and kernel).
+    """
+
+    name: str
+    operator: Callable[[Any], LinearOperator]
+    kernels: tuple[str, ...]
+    scales: tuple[int, ...] = (1,)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedTask:
+    """A kind at one scale with its experiment's measurement settings, and its Tikhonov
+    baseline's stored weight (``None``: not stored; evaluation then tunes it)."""
+
+    name: str
+    kind: str
+    scale: int
+    tikhonov_mu: float | None = None
+
+
+def _sr_operator(task: Any) -> LinearOperator:
+    kernel = (
+        "bicubic" if task.kernel == "bicubic" else gaussian_kernel(task.blur_sigma, task.blur_size)
+    )
+    return SuperResolution(task.scale, kernel, a=task.bicubic_a)
+
+
+def _deblur_operator(task: Any) -> LinearOperator:
+    return Blur(gaussian_kernel(task.blur_sigma, task.blur_size))
+
+
+def _identity_operator(task: Any) -> LinearOperator:
+    del task
+    return Blur(np.ones((1, 1)))
+
+
+_KINDS: dict[str, TaskKind] = {}
+_TASKS: dict[str, NamedTask] = {}
+
+
+def register_kind(kind: TaskKind) -> TaskKind:
+    """Add a task kind (an existing name is an error); returns it."""
+    if kind.name in _KINDS:
+        raise ValueError(f"a task kind named {kind.name!r} is already registered")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def unregister_kind(name: str) -> None:
+    """Remove the task kind ``name`` (for tests and interactive sessions)."""
+    _KINDS.pop(name)
+
+
+def kinds() -> tuple[str, ...]:
+    """The registered task kinds, in registration order."""
+    return tuple(_KINDS)
+
+
+def get_kind(name: str) -> TaskKind:
+    """The task kind ``name``; a ``ValueError`` lists the known ones."""
+    if name not in _KINDS:
+        raise ValueError(f"unknown task kind {name!r}; use one of {list(_KINDS)}")
+    return _KINDS[name]
+
+
+def register_task(task: NamedTask) -> NamedTask:
+    """Add a named task of a registered kind (an existing name is an error); returns it."""
+    if task.name in _TASKS:
+        raise ValueError(f"a task named {task.name!r} is already registered")
+    if task.scale not in get_kind(task.kind).scales:
+        raise ValueError(f"task {task.name!r}: scale {task.scale} is not one of kind {task.kind!r}")
+    _TASKS[task.name] = task
+    return task
+
+
+def unregister_task(name: str) -> None:
+    """Remove the named task ``name``."""
+    _TASKS.pop(name)
+
+
+def task_names() -> tuple[str, ...]:
+    """The named tasks, in registration order."""
+    return tuple(_TASKS)
+
+
+def get_task(name: str) -> NamedTask:
+    """The named task ``name``; a ``ValueError`` lists the known ones."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; use one of {', '.join(_TASKS)}")
+    return _TASKS[name]
+
+
+# Super-resolution by bicubic downsampling without antialiasing (the paper), or a Gaussian PSF
+# then decimation; deblurring with the paper's Gaussian (σ 2, 11×11) and noise 0.01; the
+# identity, on which the prior is pre-trained as a denoiser (its noise level is the validation
+# level; training draws them from config.denoiser).
+register_kind(TaskKind("sr", _sr_operator, kernels=("bicubic", "gaussian"), scales=(2, 3, 4)))
+register_kind(TaskKind("deblur", _deblur_operator, ("gaussian",), defaults={"noise_sigma": 0.01}))
+register_kind(
+    TaskKind(
+        "denoise",
+        _identity_operator,
+        ("identity",),
+        defaults={"noise_sigma": 25 / 255, "quantize": False},
+    )
+)
+
+# tikhonov_mu: the gradient-penalty weight of suppa_jax.classical.tikhonov with the best mean
+# PSNR of classical.MU_GRID on 192×192 centre crops of the 13 *training* sample images
+# (suppa_jax.evaluation.tune_tikhonov_mu). There: deblur 29.93 dB (y: 27.56). For noise-free
+# super-resolution the PSNR rises as μ falls and flattens below 1e-3 (sr2 34.68, sr3 29.21, sr4
+# 27.97 dB), under bicubic: a quadratic prior cannot undo the aliasing that the interpolation
+# kernel hides.
+register_task(NamedTask("sr2", "sr", 2, tikhonov_mu=1e-4))
+register_task(NamedTask("sr3", "sr", 3, tikhonov_mu=1e-4))
+register_task(NamedTask("sr4", "sr", 4, tikhonov_mu=1e-4))
+register_task(NamedTask("deblur", "deblur", 1, tikhonov_mu=0.03162278))
