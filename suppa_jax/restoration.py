@@ -331,6 +331,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
         and named_operator(op) != named_operator(model.trained_op)
     ):
         log(f"note: {args.model} was trained for {model.info['task']}; restoring with {op!r}")
+    if noise is not None and model.trained_noise is not None and noise != model.trained_noise:
+        log(f"note: {args.model} was trained at noise level {model.trained_noise:g}, not {noise:g}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

@@ -146,6 +146,17 @@ def test_restore_with_a_shipped_run_uses_its_method_and_operator(tmp_path, rng):
     np.testing.assert_allclose(gray.x, copies.x.mean(-1, keepdims=True), atol=1e-6)
 
 
+def test_restoring_with_another_operator_or_noise_than_trained_is_noted(tmp_path, capsys):
+    source = images.write_image(tmp_path / "y.png", np.full((12, 12, 3), 0.5), 8)
+    out = tmp_path / "out"
+    argv = [str(source), "--model", str(SHIPPED_SR2), "--max_iters", "1", "--out", str(out)]
+    assert restoration.main([*argv, "--task", "sr3", "--noise_sigma", "0.02"]) == 0
+    printed = capsys.readouterr().out
+    assert "was trained for sr2; restoring with SuperResolution(scale=3" in printed
+    assert "was trained at noise level 0, not 0.02" in printed
+    assert images.read_image(out / "y.png").pixels.shape == (36, 36, 3)
+
+
 def test_restore_errors_are_one_line(tiny_prior, tmp_path, capsys):
     source = images.write_image(tmp_path / "y.png", np.full((8, 8, 3), 0.5), 8)
 
