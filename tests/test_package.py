@@ -2,6 +2,7 @@
 every entry point makes."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,10 +100,23 @@ def test_entry_points_apply_the_flags(runner, entry):
 def test_a_non_editable_install_ships_the_weights(tmp_path):
     """``pip install .`` (a wheel, not the repository) carries the shipped weights: from a
     directory without them, the demo's rows load and ``restore.py``'s module restores."""
+    # Built from a copy of the tracked files: setuptools writes build/ into the source tree.
     root = Path(__file__).resolve().parents[1]
-    wheels, target = tmp_path / "wheels", tmp_path / "site"
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
+    source, wheels, target = tmp_path / "source", tmp_path / "wheels", tmp_path / "site"
+    for name in filter(None, tracked):
+        path = root / name
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            (source / name).symlink_to(os.readlink(path))
+        else:
+            shutil.copy2(path, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(root)]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)]
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("*.whl")
     subprocess.run(
