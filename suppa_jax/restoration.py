@@ -40,12 +40,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from suppa_jax import build, cli, images, tasks
 from suppa_jax.evaluation.checkpoints import check_trainable, load_prior, resolve_path, run_config
 from suppa_jax.evaluation.tasks import task_config, task_label
-from suppa_jax.evaluation.tuning import Measurement, resolve_pnp_sigma
+from suppa_jax.evaluation.tuning import Measurement, parse_pnp_sigma, resolve_pnp_sigma
 from suppa_jax.models import weights
 from suppa_jax.physics import Blur, LinearOperator, SuperResolution, gaussian_kernel
 from suppa_jax.solvers import admm, pnp
@@ -110,11 +111,13 @@ class Model:
     info: dict
 
 
-def _workdir_model(path: Path, max_iters: int, tol: float) -> Model | None:
-    best = checkpoints.best_trainable(path)
-    config = run_config(path, best.config)
-    if config.method == "denoiser":
-        return None
+def _workdir_model(
+    path: Path,
+    best: checkpoints.Best,
+    config: ml_collections.ConfigDict,
+    max_iters: int,
+    tol: float,
+) -> Model:
     check_trainable(config, best.trainable, path)
     config.admm.max_iters, config.admm.tol = max_iters, tol
     network = build.build_model(config)
@@ -174,10 +177,11 @@ def load_model(
     if path.is_dir():
         if not (path / "best").is_dir():
             raise ValueError(f"--model {path}: a directory but not a train.py workdir (no best/)")
-        found = _workdir_model(path, max_iters, tol)
-        if found is not None:
-            return found
-        params = checkpoints.best_trainable(path).trainable["denoiser"]
+        best = checkpoints.best_trainable(path)
+        config = run_config(path, best.config)
+        if config.method != "denoiser":
+            return _workdir_model(path, best, config, max_iters, tol)
+        params = best.trainable["denoiser"]
         prior = weights.Prior(weights.model_from_params(params), params, {}, path)
     else:
         prior = load_prior(path)
@@ -295,18 +299,6 @@ def _operator(args: argparse.Namespace) -> tuple[LinearOperator | None, float | 
     return SuperResolution(scale, kernel), None
 
 
-def _sigma(value: str) -> float | str:
-    if value in ("default", "tune"):
-        return value
-    try:
-        sigma = float(value)
-    except ValueError:
-        raise ValueError(f"--sigma must be a number, 'default' or 'tune', got {value!r}") from None
-    if not 0 < sigma <= 1:
-        raise ValueError(f"--sigma must be in (0, 1] (the [0, 1] scale), got {sigma}")
-    return sigma
-
-
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[dict]:
     """Restore every image of the parsed arguments; returns one summary row per image."""
     if args.max_iters < 1 or args.tol <= 0:
@@ -317,7 +309,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     noise = args.noise_sigma if args.noise_sigma is not None else task_noise
     model = load_model(
         args.model,
-        sigma=_sigma(args.sigma),
+        sigma=parse_pnp_sigma(args.sigma, "--sigma"),
         max_iters=args.max_iters,
         tol=args.tol,
         noise_sigma=noise or 0.0,

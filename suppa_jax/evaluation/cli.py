@@ -13,7 +13,7 @@ from suppa_jax.evaluation.checkpoints import load_model, load_prior, resolve_pat
 from suppa_jax.evaluation.evaluator import Dataset, evaluate, parse_data
 from suppa_jax.evaluation.report import METRICS_NOTE, Report, format_tables, slug, write_report
 from suppa_jax.evaluation.restorers import initial_restorer, pnp_restorer, tikhonov_restorer
-from suppa_jax.evaluation.tuning import resolve_pnp_sigma, resolve_tikhonov_mu
+from suppa_jax.evaluation.tuning import parse_pnp_sigma, resolve_pnp_sigma, resolve_tikhonov_mu
 from suppa_jax.tasks import measurement_fields
 
 __all__ = ["main", "run"]
@@ -76,23 +76,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pnp_sigma(value: str) -> float | str:
-    """``--pnp_sigma``: ``"default"``, ``"tune"`` or a noise level in (0, 1]."""
-    if value in ("default", "tune"):
-        return value
-    try:
-        sigma = float(value)
-    except ValueError:
-        raise ValueError(
-            f"--pnp_sigma must be a number, 'default' or 'tune', got {value!r}"
-        ) from None
-    if not 0 < sigma <= 1:
-        raise ValueError(
-            f"--pnp_sigma must be in (0, 1] (the [0, 1] scale: 0.03, not 8), got {sigma}"
-        )
-    return sigma
-
-
 def _same_file(a: Path | None, b: Path | None) -> bool:
     return a is not None and b is not None and a.resolve() == b.resolve()
 
@@ -103,7 +86,7 @@ def run(
     """The evaluation of ``evaluate.py``'s parsed arguments; returns the report and its files."""
     if args.max_iters < 1 or args.tol <= 0 or args.max_images < 0 or args.grid_images < 0:
         raise ValueError("--max_iters must be >= 1, --tol > 0, --max_images and --grid_images >= 0")
-    sigma = _pnp_sigma(args.pnp_sigma)
+    sigma = parse_pnp_sigma(args.pnp_sigma, "--pnp_sigma")
     model = load_model(
         args.checkpoint, args.task, max_iters=args.max_iters, tol=args.tol, pnp_sigma=sigma, log=log
     )

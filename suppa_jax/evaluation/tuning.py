@@ -38,6 +38,7 @@ __all__ = [
     "Measurement",
     "centre_crops",
     "measurement",
+    "parse_pnp_sigma",
     "resolve_pnp_sigma",
     "resolve_tikhonov_mu",
     "tune_pnp_sigma",
@@ -118,6 +119,20 @@ def measurement(task_cfg: ml_collections.ConfigDict) -> Measurement:
         task_name(task_cfg),
         task_label(task_cfg),
     )
+
+
+def parse_pnp_sigma(value: str, option: str) -> float | str:
+    """A PnP-level command-line value: ``"default"``, ``"tune"`` or a noise level in (0, 1];
+    a ``ValueError`` naming ``option`` otherwise."""
+    if value in ("default", "tune"):
+        return value
+    try:
+        sigma = float(value)
+    except ValueError:
+        raise ValueError(f"{option} must be a number, 'default' or 'tune', got {value!r}") from None
+    if not 0 < sigma <= 1:
+        raise ValueError(f"{option} must be in (0, 1] (the [0, 1] scale: 0.03, not 8), got {sigma}")
+    return sigma
 
 
 def resolve_pnp_sigma(
