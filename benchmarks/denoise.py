@@ -77,12 +77,12 @@ def psnr(x: np.ndarray, reference: np.ndarray) -> float:
 
 
 def drunet_denoiser(path: Path) -> ImageDenoiser:
-    """``D(x, σ)`` of a DRUNet params file, jitted (one compilation per image size)."""
-    model, params = weights.load_params(path)
-    apply = jax.jit(lambda x, s: model.apply({"params": params}, x, s))
+    """``D(x, σ)`` of a denoiser params file, jitted (one compilation per image size)."""
+    denoiser = weights.load_prior(path).denoiser
+    apply = jax.jit(lambda d, x, s: d(x, s))
 
     def run(noisy: np.ndarray, sigma: float) -> np.ndarray:
-        return np.asarray(apply(jnp.asarray(noisy[None], jnp.float32), sigma)[0])
+        return np.asarray(apply(denoiser, jnp.asarray(noisy[None], jnp.float32), sigma)[0])
 
     return run
 

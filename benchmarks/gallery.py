@@ -46,7 +46,7 @@ def gallery(task: str, crops: data.ArraySource, out: Path) -> evaluation.Dataset
     restorers = [
         evaluation.initial_restorer(op),
         evaluation.tikhonov_restorer(op, evaluation.resolve_tikhonov_mu(model.task_config)),
-        evaluation.pnp_restorer(prior.params, op, sigma=prior.pnp_sigma[task]),
+        evaluation.pnp_restorer(prior.denoiser, op, sigma=prior.pnp_sigma[task]),
         model.restorer,
     ]
     with tempfile.TemporaryDirectory() as scratch:

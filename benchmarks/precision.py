@@ -5,7 +5,7 @@
 with the tasks' measurement noise and 8-bit quantisation, the evaluation protocol's stopping
 rule (cap 50, tolerance 1e-3) and the PnP level stored with the weights for each task.
 The same measurements are restored with the network in float32 and in bfloat16
-(:func:`suppa_jax.models.drunet.with_compute_dtype`: weights and activations in bfloat16, the FFT
+(:func:`suppa_jax.models.with_compute_dtype`: weights and activations in bfloat16, the FFT
 data step, ADMM variables and PSNR in float32). Reported: mean PSNR of each and the largest
 per-image |ΔPSNR|. The option is kept only where that stays within 0.05 dB.
 
@@ -37,12 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from suppa_jax import build, config, data, evaluation, methods, metrics, physics, training
-from suppa_jax.models import drunet
+from suppa_jax import build, config, data, evaluation, methods, metrics, models, physics, training
 from suppa_jax.models import weights as weight_files
 from suppa_jax.solvers import admm
 
-DTYPES = tuple(drunet.COMPUTE_DTYPES)
+DTYPES = tuple(models.COMPUTE_DTYPES)
 TASKS = ("sr2", "deblur")
 SIZES = {
     "paper": {"widths": (64, 128, 256, 512), "num_blocks": 4},
@@ -64,7 +63,6 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
 def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, Any]]:
     """Per task: PSNR of PnP-ADMM with the network in each compute dtype, same measurements."""
     prior = weight_files.load_prior(weights)
-    model, params = prior.model, prior.params
     gt = jnp.asarray(evaluation.centre_crops(data.sample_images("validation"), crop))
     solve = jax.jit(admm.solve, static_argnames=("max_iters", "trace"))
     rows = []
@@ -76,10 +74,8 @@ def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, 
         y = jax.vmap(lambda x, k: physics.degrade(op, x, k, noise, quantize))(gt, keys)  # noqa: B023
         psnr = {}
         for dtype in DTYPES:
-            apply = drunet.with_compute_dtype(
-                lambda p, x, s: model.apply({"params": p}, x, s), dtype
-            )
-            denoise = jax.tree_util.Partial(apply, params)
+            apply = models.with_compute_dtype(models.FlaxApply(prior.model), dtype)
+            denoise = models.Denoiser(apply, prior.params)
             solution = solve(
                 denoise,
                 op,
@@ -105,7 +101,7 @@ def restoration_psnr(weights: Path, crop: int, seed: int = 0) -> list[dict[str, 
 
 def step_times(size: str, batch: int, patch: int, k: int, repeats: int) -> dict[str, Any]:
     """Median seconds of forward, forward+backward and one SUPPA step in each compute dtype."""
-    model = drunet.DRUNet(**SIZES[size])
+    model = models.DRUNet(**SIZES[size])
     x = jax.random.uniform(jax.random.key(1), (batch, patch, patch, 3))
     params = jax.jit(model.init)(jax.random.key(0), x[:1], 0.1)["params"]
     op = build.build_operator(evaluation.task_config("sr2")).prepare((patch, patch))
@@ -114,7 +110,7 @@ def step_times(size: str, batch: int, patch: int, k: int, repeats: int) -> dict[
     optimizer = training.make_optimizer(lr=1e-4, scalar_lr=0.1)
     times: dict[str, dict[str, float]] = {}
     for dtype in DTYPES:
-        apply = drunet.with_compute_dtype(lambda p, x, s: model.apply({"params": p}, x, s), dtype)
+        apply = models.with_compute_dtype(models.FlaxApply(model), dtype)
         forward = jax.jit(lambda p, x: apply(p, x, 0.1))  # noqa: B023
         grad = jax.jit(jax.grad(lambda p, x: jnp.mean((apply(p, x, 0.1) - x) ** 2)))  # noqa: B023
         method = methods.suppa(apply, op, rho=admm.reference_rho(op), max_iters=k, tol=0.0)

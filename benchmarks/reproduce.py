@@ -131,7 +131,7 @@ def evaluate_task(
     restorers = [
         evaluation.initial_restorer(op),
         evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
-        evaluation.pnp_restorer(pretrained.params, op, sigma=pnp_sigma),
+        evaluation.pnp_restorer(pretrained.denoiser, op, sigma=pnp_sigma),
         *(model.restorer for model in models.values()),
     ]
     datasets = [evaluation.Dataset("photos", data.held_out_photos())]

@@ -2,18 +2,19 @@
 
 Light on purpose (JAX and Flax only: no checkpointing, input pipeline or image I/O), so that the
 trainer, evaluation, the converter and the benchmarks share these builders. Each looks its name
-up in a registry: the operator in :mod:`suppa_jax.tasks`, the method in
-:mod:`suppa_jax.methods`.
+up in a registry: the operator in :mod:`suppa_jax.tasks`, the denoiser's architecture in
+:mod:`suppa_jax.models.registry`, the method in :mod:`suppa_jax.methods`.
 """
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from suppa_jax import methods, tasks
-from suppa_jax.models import drunet, weights
+from suppa_jax.models import base, registry, weights
 from suppa_jax.paths import resolve_path
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.typing import Params
@@ -26,13 +27,13 @@ def build_operator(task: ml_collections.ConfigDict) -> LinearOperator:
     return tasks.get_kind(task.kind).operator(task)
 
 
-def build_model(config: ml_collections.ConfigDict) -> drunet.DRUNet:
-    """The DRUNet of ``config.model``."""
-    return drunet.DRUNet(
-        widths=tuple(config.model.widths),
-        num_blocks=config.model.num_blocks,
-        residual=config.model.residual,
-    )
+def build_model(config: ml_collections.ConfigDict) -> nn.Module:
+    """The denoiser of ``config.model``: the registered architecture ``config.model.name``
+    built from the fields it reads (:func:`suppa_jax.models.registry.build`)."""
+    try:
+        return registry.build(config.model.name, config.model)
+    except ValueError as err:
+        raise ValueError(f"config.model.{err}") from err
 
 
 def method_settings(config: ml_collections.ConfigDict) -> dict:
@@ -41,18 +42,17 @@ def method_settings(config: ml_collections.ConfigDict) -> dict:
 
 
 def build_method(
-    config: ml_collections.ConfigDict, model: drunet.DRUNet, op: LinearOperator
+    config: ml_collections.ConfigDict, model: nn.Module, op: LinearOperator
 ) -> methods.Method:
     """``config.method`` around ``model`` (in ``config.model.compute_dtype``) and ``op``."""
-    apply = lambda params, x, sigma: model.apply({"params": params}, x, sigma)  # noqa: E731
-    apply = drunet.with_compute_dtype(apply, config.model.compute_dtype)
+    apply = base.with_compute_dtype(base.FlaxApply(model), config.model.compute_dtype)
     return methods.make(config.method, apply, op, **method_settings(config))
 
 
-def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> Params:
+def initial_params(config: ml_collections.ConfigDict, model: nn.Module) -> Params:
     """``config.model.init``: a params file (ours or a PyTorch ``.pth``; the path resolved by
     :func:`suppa_jax.paths.resolve_path`), or random weights (seed ``config.train.seed``) when it
-    is ``""``. The file's DRUNet must be ``model``."""
+    is ``""``. The file's architecture must be ``model``."""
     path = config.model.init
     if not path:
         dummy = jnp.zeros((1, 8, 8, model.channels), jnp.float32)
@@ -65,14 +65,12 @@ def initial_params(config: ml_collections.ConfigDict, model: drunet.DRUNet) -> P
     if not path.is_file():
         raise FileNotFoundError(f"config.model.init: {str(path)!r} is not a file")
     try:
-        params = weights.load_denoiser(path)
+        prior = weights.load_prior(path)
     except ValueError as err:
         raise ValueError(f"config.model.init: {err}") from err
-    found = weights.model_from_params(params)
-    if found != model:
+    if prior.model != model:
         raise ValueError(
-            f"config.model.init: {path} holds a DRUNet with {weights.describe(found)}, but "
-            f"config.model asks for {weights.describe(model)} (config.model.widths, "
-            "num_blocks, residual)"
+            f"config.model.init: {path} holds {registry.describe(prior.model)}, but config.model "
+            f"asks for {registry.describe(model)}"
         )
-    return params
+    return prior.params

@@ -1,4 +1,5 @@
-"""Convert a PyTorch DRUNet state dict (DPIR's ``drunet_color.pth`` layout) to a params file.
+"""Convert a PyTorch DRUNet state dict (DPIR's ``drunet_color.pth`` or ``drunet_gray.pth``
+layout), a params file or a ``train.py`` workdir's denoiser (any architecture) to a params file.
 
 Usage::
 
@@ -9,7 +10,8 @@ Usage::
 
 The input is read with ``torch.load(..., map_location="cpu", weights_only=True)``; it may be a
 bare state dict or one nested under a ``state_dict`` or ``params`` key. The architecture
-(widths, blocks, channels) is inferred from the tensor shapes, and the output is the
+(widths, blocks, channels) is inferred from the tensor shapes; a workdir's is its config's. The
+output is the
 self-describing msgpack file of :func:`suppa_jax.models.weights.save_params`, read back with
 :func:`suppa_jax.models.weights.load_params`. A ``train.py`` workdir as input exports the
 denoiser of its best validation checkpoint. ``--pnp_sigma`` records the plug-and-play noise level
@@ -21,18 +23,21 @@ with status 2.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from suppa_jax import cli, tasks
-from suppa_jax.models.weights import count_params, load_prior, model_from_params, save_params
+from suppa_jax.evaluation.checkpoints import run_config, workdir_prior
+from suppa_jax.models import registry
+from suppa_jax.models.weights import Prior, count_params, load_prior, save_params
 from suppa_jax.training.checkpoints import best_trainable
 from suppa_jax.xla import use_fast_xla_cpu_flags
 
 
-def _best_denoiser(workdir: str) -> Mapping[str, Any]:
-    return best_trainable(workdir).trainable["denoiser"]
+def _best_denoiser(workdir: str) -> Prior:
+    """The denoiser of a workdir's best checkpoint, its architecture from the run's config."""
+    best = best_trainable(workdir)
+    return workdir_prior(Path(workdir), best, run_config(Path(workdir), best.config))
 
 
 def parse_pnp_sigma(value: str) -> dict[str, float]:
@@ -70,20 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.quiet_logs(args.verbosity)
     with cli.reporting_errors(parser, args.verbosity):
         pnp_sigma = parse_pnp_sigma(args.pnp_sigma)
-        if Path(args.input).is_dir():
-            params = _best_denoiser(args.input)
-        else:
-            prior = load_prior(args.input)
-            params, pnp_sigma = prior.params, pnp_sigma or dict(prior.pnp_sigma)
+        prior = _best_denoiser(args.input) if Path(args.input).is_dir() else load_prior(args.input)
+        pnp_sigma = pnp_sigma or dict(prior.pnp_sigma)
         try:
-            save_params(args.output, params, pnp_sigma)
+            save_params(args.output, prior.params, pnp_sigma, model=prior.model)
         except OSError as err:
             raise ValueError(f"{args.output}: cannot write ({err.strerror or err})") from err
-    model = model_from_params(params)
     print(
-        f"{args.input} -> {args.output}: DRUNet(widths={model.widths}, "
-        f"num_blocks={model.num_blocks}, channels={model.channels}), "
-        f"{count_params(params):,} parameters" + (f"; PnP σ {pnp_sigma}" if pnp_sigma else "")
+        f"{args.input} -> {args.output}: {registry.describe(prior.model)}, "
+        f"{count_params(prior.params):,} parameters" + (f"; PnP σ {pnp_sigma}" if pnp_sigma else "")
     )
     return 0
 

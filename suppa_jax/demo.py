@@ -55,7 +55,7 @@ def restorers(task: str) -> list[evaluation.Restorer]:
     rows = [
         evaluation.initial_restorer(op),
         evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
-        evaluation.pnp_restorer(prior.params, op, sigma=prior.pnp_sigma[task]),
+        evaluation.pnp_restorer(prior.denoiser, op, sigma=prior.pnp_sigma[task]),
     ]
     for checkpoint in MODELS.get(task, ()):
         rows.append(evaluation.load_model(str(resolve_path(checkpoint, "MODELS")), task).restorer)

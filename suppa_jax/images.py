@@ -22,7 +22,7 @@ import png
 import tifffile
 from PIL import Image as PILImage
 
-__all__ = ["BIT_DEPTHS", "Image", "read_image", "write_image"]
+__all__ = ["BIT_DEPTHS", "Image", "read_image", "read_pixels", "write_image"]
 
 #: The integer depths files are written at.
 BIT_DEPTHS = (8, 16)
@@ -96,8 +96,9 @@ def _read_pillow(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
 
 
-def read_image(path: str | os.PathLike) -> Image:
-    """The image in ``path`` as float32 ``(H, W, 1 | 3)`` in [0, 1], with its bit depth.
+def read_pixels(path: str | os.PathLike) -> np.ndarray:
+    """The pixels stored in ``path`` as they are: ``uint8``, ``uint16`` or (TIFF) float,
+    ``(H, W, 1 | 3)`` (alpha dropped). What the training sources read; see :func:`read_image`.
 
     Raises ``ValueError`` naming the file when it is missing, cannot be decoded, or holds
     something other than a grayscale or colour image.
@@ -114,7 +115,16 @@ def read_image(path: str | os.PathLike) -> Image:
             pixels = _read_pillow(path)
     except (OSError, ValueError, png.Error, PILImage.DecompressionBombError) as err:
         raise ValueError(f"{path}: cannot read the image ({type(err).__name__}: {err})") from err
-    unit, depth = _to_unit(_channels_last(np.asarray(pixels), path), path)
+    return _channels_last(np.asarray(pixels), path)
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """The image in ``path`` as float32 ``(H, W, 1 | 3)`` in [0, 1], with its bit depth.
+
+    Raises ``ValueError`` naming the file when it is missing, cannot be decoded, or holds
+    something other than a grayscale or colour image.
+    """
+    unit, depth = _to_unit(read_pixels(path), Path(path))
     return Image(unit, depth)
 
 

@@ -40,14 +40,16 @@ def rgb_to_y(x: Array) -> Array:
 
 def psnr_y(x: Array, reference: Array, border: int = 0) -> Array:
     """PSNR of the luma (:func:`rgb_to_y`) per image, ``border`` pixels cropped on every side
-    (``border = scale`` for super-resolution), peak 1, in dB."""
+    (``border = scale`` for super-resolution), peak 1, in dB. A one-channel image is its own
+    luma (the PSNR of the cropped gray image)."""
     if border < 0:
         raise ValueError(f"psnr_y: border must be >= 0, got {border}")
     height, width = x.shape[-3:-1]
     if 2 * border >= min(height, width):
         raise ValueError(f"psnr_y: a border of {border} leaves nothing of a {height}×{width} image")
     crop = lambda a: a[..., border : height - border, border : width - border, :]  # noqa: E731
-    return psnr(crop(rgb_to_y(x)), crop(rgb_to_y(reference)))
+    luma = rgb_to_y if x.shape[-1] == 3 else (lambda a: a)
+    return psnr(crop(luma(x)), crop(luma(reference)))
 
 
 def ssim(x: Array, reference: Array) -> Array:

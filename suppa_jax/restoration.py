@@ -44,7 +44,13 @@ import ml_collections
 import numpy as np
 
 from suppa_jax import build, cli, images, tasks
-from suppa_jax.evaluation.checkpoints import check_trainable, load_prior, resolve_path, run_config
+from suppa_jax.evaluation.checkpoints import (
+    check_trainable,
+    load_prior,
+    resolve_path,
+    run_config,
+    workdir_prior,
+)
 from suppa_jax.evaluation.tasks import task_config, task_label
 from suppa_jax.evaluation.tuning import Measurement, parse_pnp_sigma, resolve_pnp_sigma
 from suppa_jax.models import weights
@@ -153,7 +159,7 @@ def _prior_model(
             task = Measurement(op, noise_sigma, True, name, label)
             chosen[label] = resolve_pnp_sigma(sigma, prior, task, log)
         return pnp.restore(
-            prior.params, y, op, sigma=chosen[label], max_iters=max_iters, tol=tol, trace=trace
+            prior.denoiser, y, op, sigma=chosen[label], max_iters=max_iters, tol=tol, trace=trace
         )
 
     info = {"model": str(prior.path), "method": "pnp", "pnp_sigma": chosen}
@@ -181,8 +187,7 @@ def load_model(
         config = run_config(path, best.config)
         if config.method != "denoiser":
             return _workdir_model(path, best, config, max_iters, tol)
-        params = best.trainable["denoiser"]
-        prior = weights.Prior(weights.model_from_params(params), params, {}, path)
+        prior = workdir_prior(path, best, config)
     else:
         prior = load_prior(path)
     return _prior_model(prior, sigma, max_iters, tol, noise_sigma, log)

@@ -1,8 +1,9 @@
 """The type aliases and typed structures shared by every module (defined here only).
 
 Images are float arrays ``(..., H, W, C)`` in [0, 1]. A *denoiser* maps ``(x, σ) -> x``; its
-*apply* form takes the network's params first. Batches and trainables are plain dicts (they are
-pytrees and are stored as such in checkpoints), typed here as ``TypedDict`` s.
+*apply* form takes the network's params first (the convention: :mod:`suppa_jax.models.base`).
+Batches and trainables are plain dicts (they are pytrees and are stored as such in
+checkpoints), typed here as ``TypedDict`` s.
 """
 
 from collections.abc import Callable
@@ -14,7 +15,7 @@ __all__ = [
     "Array",
     "ArrayLike",
     "Batch",
-    "Denoiser",
+    "DenoiseFn",
     "DenoiserApply",
     "ExampleBatch",
     "Metrics",
@@ -27,8 +28,9 @@ ArrayLike = jax.typing.ArrayLike
 
 #: A network's parameters: the flax ``params`` collection (a nested dict of arrays).
 Params = Any
-#: ``denoise(x, sigma) -> x``: the prior's proximal step inside a solver.
-Denoiser = Callable[[Array, ArrayLike], Array]
+#: ``denoise(x, sigma) -> x``: the prior's proximal step inside a solver (a
+#: :class:`suppa_jax.models.Denoiser` is one).
+DenoiseFn = Callable[[Array, ArrayLike], Array]
 #: ``apply(params, x, sigma) -> x``: a denoiser with its params as the first argument.
 DenoiserApply = Callable[[Params, Array, ArrayLike], Array]
 #: Scalar metrics of a training step, by name (``loss``, ``psnr``, ``iterations``, …).

@@ -198,17 +198,17 @@ def test_anderson_with_memory_one_is_plain_iteration():
     np.testing.assert_allclose(one.u, plain.u, rtol=1e-5, atol=1e-6)
 
 
-def test_restore_is_solve_with_the_drunet_of_the_params():
+def test_restore_is_solve_with_the_denoiser():
     """The one-liner equals solve() with Partial(model.apply, ...) across a jit boundary."""
     import suppa_jax
-    from suppa_jax.models import drunet
+    from suppa_jax.models import Denoiser, drunet
 
     model = drunet.DRUNet(widths=(8, 16, 16, 16), num_blocks=1)
     y = np.random.default_rng(9).random((2, 7, 9, 3)).astype(np.float32)  # HR 14×18
     params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), 0.1)["params"]
     params = jax.tree.map(lambda p: 0.3 * p, params)
     op = ops.SuperResolution(2)
-    got = suppa_jax.restore(params, y, op, sigma=0.05, max_iters=4)
+    got = suppa_jax.restore(Denoiser.of(model, params), y, op, sigma=0.05, max_iters=4)
     denoise = Partial(model.apply, {"params": params})
     expected = jax.jit(admm.solve, static_argnames=("max_iters",))(
         denoise, op, y, rho=0.4, sigma=0.05, max_iters=4

@@ -13,9 +13,11 @@ from flax import serialization
 
 from benchmarks.torch_reference import TorchDRUNet
 from suppa_jax import convert
-from suppa_jax.models.drunet import Down2x2, DRUNet, Up2x2, with_compute_dtype
+from suppa_jax.models.base import with_compute_dtype
+from suppa_jax.models.drunet import Down2x2, DRUNet, Up2x2
 from suppa_jax.models.weights import (
     FORMAT_TAG,
+    FORMAT_TAG_V1,
     count_params,
     load_params,
     model_from_params,
@@ -248,21 +250,43 @@ def test_load_rejects_wrong_files_naming_them(small: Small, tmp_path, rng: np.ra
 
     other = tmp_path / "other.msgpack"
     other.write_bytes(msgpack.packb({"weights": [1.0, 2.0]}))
-    with pytest.raises(ValueError, match=r"other\.msgpack: not a DRUNet params file"):
+    with pytest.raises(ValueError, match=r"other\.msgpack: not a denoiser params file"):
         load_params(other)
 
     params = jax.tree.map(np.asarray, small.params)
-    arch = {"widths": [8, 16, 32], "num_blocks": 2, "channels": 3}
+    arch = {"name": "drunet", "widths": [8, 16, 32], "num_blocks": 2, "channels": 3}
     bad_arch = tmp_path / "bad_arch.msgpack"
     _write(bad_arch, {"format": FORMAT_TAG, "architecture": arch, "params": params})
-    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture widths"):
+    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture 'drunet': missing field"):
+        load_params(bad_arch)  # v2 records name every field: residual is missing
+    _write(bad_arch, {"format": FORMAT_TAG, "architecture": {**arch, "residual": False}})
+    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture 'drunet': widths"):
+        load_params(bad_arch)
+    _write(bad_arch, {"format": FORMAT_TAG, "architecture": {"name": "unet9", "channels": 3}})
+    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: unknown model 'unet9'"):
+        load_params(bad_arch)
+    nameless = {"widths": [8, 16, 32, 64], "num_blocks": 2, "channels": 3}
+    _write(bad_arch, {"format": FORMAT_TAG, "architecture": nameless, "params": params})
+    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture has no model name"):
         load_params(bad_arch)
 
-    arch = {"widths": [8, 16, 32, 64], "num_blocks": 3, "channels": 3}
+    arch = {"widths": [8, 16, 32, 64], "num_blocks": 3, "channels": 3}  # a v1 record: no name
     mismatch = tmp_path / "mismatch.msgpack"
-    _write(mismatch, {"format": FORMAT_TAG, "architecture": arch, "params": params})
-    with pytest.raises(ValueError, match=r"mismatch\.msgpack: params do not match"):
+    _write(mismatch, {"format": FORMAT_TAG_V1, "architecture": arch, "params": params})
+    with pytest.raises(ValueError, match=r"mismatch\.msgpack: the parameters of drunet .*missing"):
         load_params(mismatch)
+
+
+def test_files_written_before_the_registry_still_load(small: Small, tmp_path):
+    """A v1 file (format suppa_jax.drunet.v1, a DRUNet record without a name) is a DRUNet."""
+    path = tmp_path / "v1.msgpack"
+    arch = {"widths": list(small.model.widths), "num_blocks": 2, "channels": 3}
+    params = jax.tree.map(np.asarray, small.params)
+    _write(path, {"format": FORMAT_TAG_V1, "architecture": arch, "params": params})
+    model, loaded = load_params(path)
+    assert model == small.model
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(small.params), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_rejects_images_with_the_wrong_channel_count(small: Small):
@@ -277,7 +301,7 @@ def test_cli_converts_a_torch_file(small: Small, tmp_path, capsys, nesting: str)
     torch.save(sd if nesting == "bare" else {"state_dict": sd, "epoch": 3}, pth)
     assert convert.main([str(pth), str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "widths=(8, 16, 32, 64), num_blocks=2, channels=3" in printed
+    assert "drunet (widths (8, 16, 32, 64), num_blocks 2, channels 3, residual False)" in printed
     assert f"{count_params(small.params):,} parameters" in printed
     model, params = load_params(out)
     assert model == small.model

@@ -139,11 +139,11 @@ def test_task_names_and_mismatch_messages():
 
 
 def test_tune_pnp_sigma_picks_the_best_of_the_grid(params_file, rng):
-    params = weights.load_params(params_file)[1]
+    denoiser = weights.load_prior(params_file).denoiser
     crops = rng.uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
     op = physics.SuperResolution(2)
     best, scores = evaluation.tune_pnp_sigma(
-        params, op, crops, noise_sigma=0.0, grid=(0.01, 0.3), max_iters=2
+        denoiser, op, crops, noise_sigma=0.0, grid=(0.01, 0.3), max_iters=2
     )
     assert list(scores) == [0.01, 0.3]
     assert all(np.isfinite(list(scores.values())))
@@ -358,8 +358,8 @@ def test_bad_checkpoints_are_one_line_errors(workdir, params_file, folder, tmp_p
     (wrong_arch / "config.json").write_text(json.dumps(config))
     arch = error_of(["--checkpoint", str(wrong_arch), *data_args], capsys)
     assert "architecture mismatch" in arch
-    assert "widths (8, 8, 8, 8)" in arch
-    assert "widths (16, 16, 16, 16)" in arch
+    assert "the parameters of drunet (widths (16, 16, 16, 16)" in arch  # what the config says
+    assert "has shape (3, 3, 4, 8), expected (3, 3, 4, 16)" in arch  # what the checkpoint holds
 
     wrong_method = write_workdir(tmp_path / "wrong_method", params_file, lam=jnp.ones(3))
     assert "method mismatch" in error_of(["--checkpoint", str(wrong_method), *data_args], capsys)

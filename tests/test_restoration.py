@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from suppa_jax import images, physics, restoration
-from suppa_jax.models import drunet, weights
+from suppa_jax.models import Denoiser, drunet, weights
 from suppa_jax.solvers import pnp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def test_restore_a_16_bit_photo_with_a_denoiser(tiny_prior, tmp_path, rng, capsy
     assert written.pixels.shape == (20, 24, 3)
     prior = weights.load_prior(tiny_prior)
     read_back = images.read_image(source).pixels
-    want = pnp.restore(prior.params, read_back, physics.SuperResolution(2), sigma=0.04, max_iters=3)
+    want = pnp.restore(prior.denoiser, read_back, physics.SuperResolution(2), sigma=0.04, max_iters=3)
     np.testing.assert_allclose(written.pixels, np.clip(want.x, 0, 1), atol=0.6 / 65535)
     summary = json.loads((out / "restore.json").read_text())
     (row,) = summary["images"]
@@ -110,7 +110,8 @@ def test_restore_a_16_bit_photo_with_a_denoiser(tiny_prior, tmp_path, rng, capsy
 
 def test_restore_with_a_dpir_layout_pth_and_a_kernel_file(tiny_prior, tmp_path, rng):
     """A PyTorch state dict of random weights, a .npy PSF, an 8-bit grayscale image."""
-    params = weights.load_prior(tiny_prior).params
+    prior = weights.load_prior(tiny_prior)
+    params = prior.params
     pth = tmp_path / "drunet_random.pth"
     state = {k: torch.from_numpy(v.copy()) for k, v in weights.params_to_torch(params).items()}
     torch.save(state, pth)
@@ -126,7 +127,7 @@ def test_restore_with_a_dpir_layout_pth_and_a_kernel_file(tiny_prior, tmp_path, 
     # A gray image goes through the colour model as three equal channels, back as their mean.
     y = np.repeat(images.read_image(source).pixels, 3, axis=-1)
     op = physics.Blur(psf / psf.sum())
-    want = pnp.restore(params, y, op, sigma=0.05, max_iters=2).x.mean(-1, keepdims=True)
+    want = pnp.restore(prior.denoiser, y, op, sigma=0.05, max_iters=2).x.mean(-1, keepdims=True)
     np.testing.assert_allclose(written.pixels, np.clip(want, 0, 1), atol=0.6 / 255)
 
 
@@ -216,7 +217,7 @@ def test_a_grayscale_denoiser_restores_colour_channel_by_channel(tmp_path, rng):
     got = restoration.restore(loaded, y, op)
     assert got.x.shape == (12, 14, 3)
     for c in range(3):
-        want = pnp.restore(params, y[..., c : c + 1], op, sigma=0.05, max_iters=2)
+        want = pnp.restore(Denoiser.of(model, params), y[..., c : c + 1], op, sigma=0.05, max_iters=2)
         np.testing.assert_allclose(got.x[..., c : c + 1], want.x, rtol=1e-5, atol=1e-6)
 
 

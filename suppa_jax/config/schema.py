@@ -72,16 +72,24 @@ def base() -> ConfigDict:
     config.denoiser = ConfigDict({"sigma_min": 0.0, "sigma_max": 50 / 255, "sigma_power": 1.0})
     config.model = ConfigDict(
         {
-            "widths": (64, 128, 256, 512),  # DRUNet paper size: 32,640,960 parameters
-            "num_blocks": 4,
+            # The denoiser's architecture, a name of suppa_jax.models.registry ("drunet",
+            # "dncnn"); each reads its own fields below and ignores the others.
+            "name": "drunet",
+            # Image channels: 3 = RGB; 1 = grayscale (the pipeline turns colour images into
+            # their luma, ITU-R BT.601; DPIR's drunet_gray.pth is such a network).
+            "channels": 3,
+            "widths": (64, 128, 256, 512),  # drunet; paper size: 32,640,960 parameters
+            "num_blocks": 4,  # drunet: residual blocks per stage
             # "" = random init (denoiser pre-training only); else a params file (.msgpack of
             # suppa_jax.convert or of a denoiser run) or a PyTorch state dict (.pth).
             "init": DPIR_DENOISER,
             # "float32" | "bfloat16": the network's arithmetic (weights, optimiser, FFT data
-            # step and losses stay float32; drunet.with_compute_dtype).
+            # step and losses stay float32; models.with_compute_dtype).
             "compute_dtype": "float32",
-            # A global skip out = U(x, σ) + γ·x (drunet.DRUNet.residual); DPIR's has none.
+            # drunet: a global skip out = U(x, σ) + γ·x (drunet.DRUNet.residual); DPIR's has none.
             "residual": False,
+            "features": 64,  # dncnn: hidden channels
+            "depth": 17,  # dncnn: convolutions
         }
     )
     config.data = ConfigDict(

@@ -12,7 +12,8 @@ import numpy as np
 from suppa_jax import methods, tasks
 from suppa_jax.config import sources as specs
 from suppa_jax.config.schema import ConfigDict, base, flatten
-from suppa_jax.models.drunet import COMPUTE_DTYPES
+from suppa_jax.models import registry
+from suppa_jax.models.base import COMPUTE_DTYPES
 from suppa_jax.models.weights import PARAMS_SUFFIXES
 
 __all__ = ["PATCH_MULTIPLE", "check_batch_divisible", "validate"]
@@ -88,8 +89,7 @@ _RULES: tuple[_Rule, ...] = (
     ("denoiser.sigma_min", lambda v: 0 <= v <= 1, f"be in [0, 1] {_NOISE_SCALE}"),
     ("denoiser.sigma_max", lambda v: 0 < v <= 1, f"be in (0, 1] {_NOISE_SCALE}"),
     ("denoiser.sigma_power", lambda v: v > 0, "be > 0 (1: uniform noise levels)"),
-    ("model.widths", lambda v: len(v) == 4 and min(v) >= 1, "be 4 positive channel counts"),
-    ("model.num_blocks", lambda v: v >= 1, "be >= 1"),
+    ("model.channels", lambda v: v in (1, 3), "be 3 (RGB) or 1 (grayscale)"),
     (
         "model.compute_dtype",
         lambda v: v in COMPUTE_DTYPES,
@@ -157,6 +157,18 @@ def _check_method_and_task(values: dict[str, Any]) -> None:
 
 
 def _check_model(values: dict[str, Any]) -> None:
+    """The architecture is registered and its own fields are valid (its entry's check); the
+    pre-trained weights and the denoiser's noise range."""
+    name = values["model.name"]
+    if name not in registry.names():
+        raise _fail("model.name", f"be one of {list(registry.names())}", name)
+    model = {
+        path.removeprefix("model."): v for path, v in values.items() if path.startswith("model.")
+    }
+    try:
+        registry.build(name, model)
+    except ValueError as err:
+        raise ValueError(f"config.model.{err}") from None
     if values["model.init"] == "" and values["method"] != "denoiser":
         raise _fail(
             "model.init",
@@ -232,12 +244,13 @@ def validate(config: ConfigDict | Mapping[str, Any]) -> None:
 
     Checks: exactly the fields of :func:`base` with their types (finite floats); the method, the
     task kind and its scale (2, 3, 4 for ``sr``, else 1) and kernel; method ``denoiser`` with
-    kind ``denoise`` and only then; positive learning rates, ``rho``, tolerances, iteration
-    counts, sizes and epochs; noise levels in [0, 1]; ``decay_rate`` in (0, 1]; pre-trained
-    weights unless pre-training the denoiser; the data sources' forms (and the sample splits);
-    an HR patch ``patch·scale`` that is a multiple of 8; the multi-host fields. It does not touch
-    the file system (weights and image folders are checked where they are read) and does not
-    know the device count (see :func:`check_batch_divisible`).
+    kind ``denoise`` and only then; the model's architecture (a registered name, 1 or 3
+    channels, and the fields that architecture reads); positive learning rates, ``rho``,
+    tolerances, iteration counts, sizes and epochs; noise levels in [0, 1]; ``decay_rate`` in
+    (0, 1]; pre-trained weights unless pre-training the denoiser; the data sources' forms (and
+    the sample splits); an HR patch ``patch·scale`` that is a multiple of 8; the multi-host
+    fields. It does not touch the file system (weights and image folders are checked where they
+    are read) and does not know the device count (see :func:`check_batch_divisible`).
     """
     values = flatten(config)
     _check_schema(values)

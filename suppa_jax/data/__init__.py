@@ -25,6 +25,8 @@ from suppa_jax.data.sources import (
     build_source,
     held_out_photos,
     sample_images,
+    to_channels,
+    to_unit,
 )
 
 __all__ = [
@@ -45,4 +47,6 @@ __all__ = [
     "held_out_photos",
     "parse_mixture",
     "sample_images",
+    "to_channels",
+    "to_unit",
 ]

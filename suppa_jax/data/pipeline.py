@@ -16,7 +16,9 @@ the batches that would have followed, so it is saved with the checkpoint.
 
 On-the-fly degradation. Batches hold clean patches and one seed per example::
 
-    {"hr": float32 (B, patch·s, patch·s, 3) in [0, 1], "seed": uint32 (B,)}
+    {"hr": float32 (B, patch·s, patch·s, C) in [0, 1], "seed": uint32 (B,)}
+
+(``C = 3``, or 1 for a grayscale model: the patch's luma; 16-bit images keep their depth.)
 
 The seed is drawn from the example's own generator, itself a function of the pipeline seed and
 the example's position in the stream (epoch and index). Measurements are made on the
@@ -37,7 +39,7 @@ import grain
 import numpy as np
 from absl import flags
 
-from suppa_jax.data.sources import ImageSource, size_problem
+from suppa_jax.data.sources import ImageSource, size_problem, to_channels, to_unit
 from suppa_jax.typing import ExampleBatch
 
 __all__ = ["build_train_dataset", "eval_images"]
@@ -51,10 +53,12 @@ def _random_patch(
     size: int,
     augment: bool,
     permute_channels: bool,
+    channels: int,
 ) -> ExampleBatch:
     """Example ``index`` of the stream: a random ``size × size`` crop of image ``index mod N``,
     randomly rotated by a multiple of 90° and flipped when ``augment``, its colour channels in
-    one of the 6 orders when ``permute_channels``, and its seed."""
+    one of the 6 orders when ``permute_channels``, as float32 in [0, 1] at the image's depth
+    with ``channels`` channels (1: its luma), and its seed."""
     image_index = index % len(source)
     image = source[image_index]
     height, width, _ = image.shape
@@ -69,7 +73,7 @@ def _random_patch(
             patch = patch[:, ::-1]
     if permute_channels:
         patch = patch[..., rng.permutation(3)]
-    return {"hr": patch.astype(np.float32) / 255.0, "seed": seed}
+    return {"hr": to_channels(to_unit(patch), channels), "seed": seed}
 
 
 def build_train_dataset(
@@ -80,6 +84,7 @@ def build_train_dataset(
     scale: int,
     augment: bool = True,
     permute_channels: bool = False,
+    channels: int = 3,
     seed: int = 0,
     patches_per_image: int = 1,
     num_epochs: int | None = None,
@@ -99,6 +104,7 @@ def build_train_dataset(
       augment: apply one of the 8 flips/rotations by multiples of 90°, uniformly.
       permute_channels: put the colour channels in one of their 6 orders, uniformly (colour
         augmentation: a blue sky becomes a red or green one, so that no hue is rare).
+      channels: 3 for RGB patches, 1 for their luma (a grayscale model, ``config.model.channels``).
       seed: the seed of the shuffle, the crops, the augmentation and the degradation seeds.
       patches_per_image: patches per image per epoch (1: the paper's epoch).
       num_epochs: stop after this many epochs (``None``: never).
@@ -108,7 +114,7 @@ def build_train_dataset(
       read_threads: threads per process reading and cropping images.
 
     Returns:
-      A ``grain.IterDataset`` of ``{"hr": float32 (B, P, P, 3), "seed": uint32 (B,)}``, with
+      A ``grain.IterDataset`` of ``{"hr": float32 (B, P, P, channels), "seed": uint32 (B,)}``, with
       ``P = patch · scale``; ``iter()`` gives a checkpointable ``grain.DatasetIterator``.
     """
     if not 0 <= process_index < process_count:
@@ -121,6 +127,7 @@ def build_train_dataset(
         size=patch * scale,
         augment=augment,
         permute_channels=permute_channels,
+        channels=channels,
     )
     dataset = (
         grain.MapDataset.range(len(source) * patches_per_image)
@@ -143,8 +150,11 @@ def build_train_dataset(
     return dataset
 
 
-def eval_images(source: ImageSource, scale: int) -> Iterator[tuple[str, ExampleBatch]]:
-    """``(name, {"hr": float32 (1, H, W, 3), "seed": uint32 (1,)})`` for each image in order.
+def eval_images(
+    source: ImageSource, scale: int, channels: int = 3
+) -> Iterator[tuple[str, ExampleBatch]]:
+    """``(name, {"hr": float32 (1, H, W, channels), "seed": uint32 (1,)})`` for each image in
+    order (``channels`` 1: the luma of the RGB image).
 
     The image is cropped at the top left to ``H, W`` multiples of ``scale``, its seed is its
     index, so :func:`degrade_batch` gives the same measurements in every evaluation.
@@ -154,5 +164,5 @@ def eval_images(source: ImageSource, scale: int) -> Iterator[tuple[str, ExampleB
         height, width = (image.shape[0] // scale) * scale, (image.shape[1] // scale) * scale
         if not height or not width:
             raise ValueError(f"{source.name(index)}: smaller than the scale {scale}")
-        hr = image[None, :height, :width].astype(np.float32) / 255.0
+        hr = to_channels(to_unit(image[None, :height, :width]), channels)
         yield source.name(index), {"hr": hr, "seed": np.array([index], np.uint32)}

@@ -1,7 +1,9 @@
-"""Image sources: random-access sequences of ``uint8`` RGB images.
+"""Image sources: random-access sequences of 8- or 16-bit RGB images.
 
-A source is a random-access sequence of images: ``source[i]`` is a ``uint8`` array of shape
-``(H, W, 3)``, RGB (grayscale is replicated to three channels, alpha is dropped), and
+A source is a random-access sequence of images: ``source[i]`` is a ``uint8`` or ``uint16``
+array of shape ``(H, W, 3)``, RGB at the depth of the file (grayscale is replicated to three
+channels, alpha is dropped; :func:`to_unit` and :func:`to_channels` make the float images of
+the pipeline, in RGB or as one luma channel), and
 ``source.name(i)`` names it in messages. Four kinds, and weighted mixtures of them, built by
 :func:`build_source`:
 
@@ -30,14 +32,15 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 from skimage import data as skdata
 
 from suppa_jax.config.sources import SAMPLE_SPLITS, SOURCE_FORMS, parse_mixture
 from suppa_jax.data.deadleaves import DeadLeaves, render
+from suppa_jax.images import read_pixels
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "LUMA",
     "PHOTOS",
     "ArraySource",
     "DeadLeavesSource",
@@ -48,6 +51,8 @@ __all__ = [
     "build_source",
     "held_out_photos",
     "sample_images",
+    "to_channels",
+    "to_unit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,7 +61,7 @@ IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
 
 
 class ImageSource(Protocol):
-    """Random access to ``uint8`` RGB images of shape ``(H, W, 3)``."""
+    """Random access to ``uint8`` or ``uint16`` RGB images of shape ``(H, W, 3)``."""
 
     def __len__(self) -> int: ...
 
@@ -72,13 +77,13 @@ class ImageSource(Protocol):
 
 
 def _as_rgb(image: np.ndarray, name: str) -> np.ndarray:
-    """``uint8`` ``(H, W)`` or ``(H, W, 1 | 3 | 4)`` → ``(H, W, 3)``.
+    """``uint8``/``uint16`` ``(H, W)`` or ``(H, W, 1 | 3 | 4)`` → ``(H, W, 3)`` of that type.
 
     Gray is replicated to three channels, alpha is dropped.
     """
     image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name}: expected uint8 pixels, got {image.dtype}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{name}: expected 8- or 16-bit integer pixels, got {image.dtype}")
     if image.ndim == 2:
         image = image[..., None]
     if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
@@ -86,17 +91,32 @@ def _as_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
-# What Pillow raises for a file it cannot decode (UnidentifiedImageError is an OSError).
-_DECODE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """``uint8`` or ``uint16`` pixels → float32 in [0, 1] (``v / 255`` or ``v / 65535``)."""
+    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+
+
+#: ITU-R BT.601 luma weights of R, G, B (Pillow's ``convert("L")``, MATLAB's ``rgb2gray``).
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def to_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """Float RGB images ``(..., 3)`` with ``channels`` channels: 3, unchanged; 1, their luma
+    ``0.299 R + 0.587 G + 0.114 B`` (how a grayscale model sees colour data)."""
+    if channels == 3:
+        return images
+    if channels == 1:
+        return (images @ LUMA)[..., None].astype(images.dtype)
+    raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+
+
+# What decoding raises for a file it cannot read (read_pixels wraps the rest as ValueError).
+_DECODE_ERRORS = (OSError, ValueError)
 
 
 def _decode(path: Path) -> np.ndarray:
-    """Decode an image file to ``uint8`` RGB; 16-bit grayscale is rounded to 8 bits."""
-    with Image.open(path) as image:
-        if image.mode.startswith("I;16"):
-            wide = np.asarray(image).astype(np.uint32)
-            return _as_rgb(((wide * 255 + 32767) // 65535).astype(np.uint8), str(path))  # round
-        return np.asarray(image.convert("RGB"))
+    """Decode an image file to RGB at its depth: ``uint8``, or ``uint16`` for 16-bit files."""
+    return _as_rgb(read_pixels(path), str(path))
 
 
 def size_problem(height: int, width: int, min_size: int) -> str | None:
@@ -152,9 +172,9 @@ def _screen(
 class ArraySource:
     """Images held in memory, e.g. NumPy arrays from a notebook or scikit-image.
 
-    Images of shape ``(H, W)`` or ``(H, W, 1 | 3 | 4)``, ``uint8``, are converted to RGB. Those
-    smaller than ``min_size`` on a side raise ``ValueError``, or with ``skip_bad_images`` are
-    left out and listed in :attr:`skipped`.
+    Images of shape ``(H, W)`` or ``(H, W, 1 | 3 | 4)``, ``uint8`` or ``uint16``, are converted
+    to RGB. Those smaller than ``min_size`` on a side raise ``ValueError``, or with
+    ``skip_bad_images`` are left out and listed in :attr:`skipped`.
     """
 
     def __init__(

@@ -17,7 +17,7 @@ from suppa_jax import config as config_lib
 from suppa_jax.evaluation.restorers import Restorer, jitted_predict, method_restorer, pnp_restorer
 from suppa_jax.evaluation.tasks import check_task, task_config, task_label
 from suppa_jax.evaluation.tuning import resolve_pnp_sigma
-from suppa_jax.models import weights
+from suppa_jax.models import registry, weights
 from suppa_jax.paths import resolve_path
 from suppa_jax.training import checkpoints
 from suppa_jax.typing import Params
@@ -30,6 +30,7 @@ __all__ = [
     "load_prior",
     "resolve_path",
     "run_config",
+    "workdir_prior",
 ]
 
 
@@ -37,7 +38,7 @@ def load_prior(path: str | Path) -> weights.Prior:
     """The denoiser in a ``.msgpack`` or PyTorch ``.pth`` file, with the PnP levels it records
     (:func:`~suppa_jax.models.weights.load_prior`), the path resolved by :func:`resolve_path`.
 
-    Raises ``ValueError`` naming the file when it is missing, of another type or not a DRUNet.
+    Raises ``ValueError`` naming the file when it is missing, of another type or not a denoiser.
     """
     path = resolve_path(str(path), "params file")
     if path.is_dir():
@@ -49,8 +50,17 @@ def load_prior(path: str | Path) -> weights.Prior:
 
 
 def load_denoiser(path: str | Path) -> Params:
-    """The DRUNet params of :func:`load_prior`."""
+    """The params of :func:`load_prior`."""
     return load_prior(path).params
+
+
+def workdir_prior(
+    workdir: Path, best: checkpoints.Best, config: ml_collections.ConfigDict
+) -> weights.Prior:
+    """The denoiser of a denoiser pre-training run's best checkpoint, as a prior (no stored
+    PnP levels), its architecture that of the run's ``config.model``."""
+    check_trainable(config, best.trainable, workdir)
+    return weights.Prior(build.build_model(config), best.trainable["denoiser"], {}, workdir)
 
 
 def run_config(workdir: Path, stored: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
@@ -81,19 +91,14 @@ def run_config(workdir: Path, stored: Mapping[str, Any] | None) -> ml_collection
 def check_trainable(
     config: ml_collections.ConfigDict, trainable: Mapping[str, Any], workdir: Path
 ) -> None:
-    """The trainables fit ``config``: the DRUNet architecture and the method's scalars."""
+    """The trainables fit ``config``: the denoiser's architecture and the method's scalars."""
     if not isinstance(trainable, Mapping) or "denoiser" not in trainable:
         raise ValueError(f"{workdir}: the best checkpoint holds no denoiser params")
     expected = build.build_model(config)
     try:
-        found = weights.model_from_params(trainable["denoiser"])
+        registry.check_params(expected, trainable["denoiser"])
     except ValueError as err:
-        raise ValueError(f"{workdir}: the checkpoint's denoiser is not a DRUNet ({err})") from err
-    if found != expected:
-        raise ValueError(
-            f"architecture mismatch: {workdir} holds a DRUNet with {weights.describe(found)}, "
-            f"but its config says {weights.describe(expected)}"
-        )
+        raise ValueError(f"architecture mismatch: {workdir}: {err} (its config.model)") from err
     method = build.build_method(config, expected, build.build_operator(config.task))
     shapes = jax.eval_shape(method.init, trainable["denoiser"])
     want = {k: tuple(v.shape) for k, v in shapes.items() if k != "denoiser"}
@@ -109,12 +114,14 @@ def check_trainable(
 class Model:
     """What ``--checkpoint`` resolves to: the model's row, the task (its label, see
     :func:`~suppa_jax.evaluation.tasks.task_label`, and its ``config.task`` section), and the
-    pre-trained denoiser it started from (the PnP baseline's; ``None`` when unknown)."""
+    pre-trained denoiser it started from (the PnP baseline's; ``None`` when unknown), and the
+    image channels it restores (3: RGB, 1: grayscale)."""
 
     restorer: Restorer
     task: str
     task_config: ml_collections.ConfigDict
     pretrained: str | None
+    channels: int
     info: Mapping[str, Any]
 
 
@@ -149,8 +156,7 @@ def load_model(
         config = run_config(path, best.config)
         if config.method != "denoiser":
             return _load_run(path, config, best, task, max_iters, tol)
-        params = best.trainable["denoiser"]
-        prior = weights.Prior(weights.model_from_params(params), params, {}, path)
+        prior = workdir_prior(path, best, config)
         source = f"{path} (best denoiser, step {best.step})"
     else:
         prior, source = load_prior(path), str(path)
@@ -160,7 +166,7 @@ def load_model(
     op = build.build_operator(task_cfg)
     sigma = resolve_pnp_sigma(pnp_sigma, prior, task_cfg, log)
     row = pnp_restorer(
-        prior.params,
+        prior.denoiser,
         op,
         sigma=sigma,
         max_iters=max_iters,
@@ -169,7 +175,7 @@ def load_model(
         slug="pnp_model",
     )
     info = {"kind": "denoiser", "checkpoint": source, **row.info}
-    return Model(row, task, task_cfg, None, info)
+    return Model(row, task, task_cfg, None, prior.model.channels, info)
 
 
 def _load_run(
@@ -188,4 +194,11 @@ def _load_run(
     op = build.build_operator(config.task)
     row = method_restorer(config, trainable, jitted_predict(config, op))
     info = {"kind": "train.py workdir", "checkpoint": str(workdir), "step": step, **row.info}
-    return Model(row, task_label(config.task), config.task, config.model.init or None, info)
+    return Model(
+        row,
+        task_label(config.task),
+        config.task,
+        config.model.init or None,
+        config.model.channels,
+        info,
+    )

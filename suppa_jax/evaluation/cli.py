@@ -119,9 +119,14 @@ def run(
     checkpoint_file = Path(args.checkpoint) if Path(args.checkpoint).is_file() else None
     if pretrained is not None and not _same_file(pretrained, checkpoint_file):
         prior = load_prior(pretrained)
+        if prior.model.channels != model.channels:
+            raise ValueError(
+                f"the PnP baseline's denoiser {pretrained} has {prior.model.channels} channel(s), "
+                f"the model {model.channels} (give another with --pretrained, or --no_pnp)"
+            )
         restorers.append(
             pnp_restorer(
-                prior.params,
+                prior.denoiser,
                 op,
                 sigma=resolve_pnp_sigma(sigma, prior, model.task_config, log),
                 max_iters=args.max_iters,
@@ -151,6 +156,7 @@ def run(
         out=out,
         max_images=args.max_images,
         grid_images=args.grid_images,
+        channels=model.channels,
         log=log,
     )
     settings["seconds"] = round(time.perf_counter() - start, 1)

@@ -195,6 +195,7 @@ def evaluate(
     out: Path | None = None,
     max_images: int = 0,
     grid_images: int = 4,
+    channels: int = 3,
     log: Callable[[str], None] | None = print,
 ) -> list[DatasetResult]:
     """Restore every image of every dataset with every restorer and measure the results.
@@ -216,7 +217,7 @@ def evaluate(
         curves: dict[str, list[np.ndarray]] = {m: [] for m in methods}
         panels = []
         folder = None if out is None else out / "images" / slug(dataset.name)
-        images = data.eval_images(dataset.source, scale)
+        images = data.eval_images(dataset.source, scale, channels)
         for index, result in enumerate(evaluator.images(islice(images, count), restorers)):
             image_rows = [
                 {"dataset": dataset.name, "image": result.name, "method": m, **result.rows[m]}

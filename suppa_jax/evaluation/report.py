@@ -78,9 +78,9 @@ def to_uint8(x: Array | np.ndarray) -> np.ndarray:
 
 
 def save_png(path: Path, image: np.ndarray) -> None:
-    """Write an 8-bit image, creating its folder."""
+    """Write an 8-bit image ``(H, W, 1 | 3)``, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(path)
 
 
 def _finite(value: float) -> float | None:
@@ -224,7 +224,14 @@ def plot_grid(
             shown.append((f"y (×{scale}, nearest)", np.repeat(np.repeat(y, scale, 0), scale, 1)))
         shown += [(f"{m}\n{psnrs[m]:.2f} dB", estimates[m]) for m in methods]
         for ax, (title, image) in zip(row, shown, strict=True):
-            ax.imshow(image, interpolation="nearest")
+            gray = image.shape[-1] == 1
+            ax.imshow(
+                image[..., 0] if gray else image,
+                cmap="gray",
+                vmin=0,
+                vmax=255,
+                interpolation="nearest",
+            )
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
     fig.savefig(path, dpi=150)

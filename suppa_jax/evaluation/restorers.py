@@ -23,7 +23,7 @@ import numpy as np
 from suppa_jax import build, classical, methods
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.solvers import admm, pnp
-from suppa_jax.typing import Array, Params
+from suppa_jax.typing import Array, DenoiseFn
 
 __all__ = [
     "Restorer",
@@ -77,7 +77,7 @@ def tikhonov_restorer(op: LinearOperator, mu: float) -> Restorer:
 
 
 def pnp_restorer(
-    params: Params,
+    denoiser: DenoiseFn,
     op: LinearOperator,
     *,
     sigma: float,
@@ -87,13 +87,14 @@ def pnp_restorer(
     label: str = "PnP-ADMM (pre-trained)",
     slug: str = "pnp",
 ) -> Restorer:
-    """Plug-and-play ADMM with a fixed DRUNet (``suppa_jax.restore``: jitted, to convergence),
-    denoiser noise level ``sigma``, ``rho`` by default ``0.1·s²``."""
+    """Plug-and-play ADMM with a fixed ``denoiser`` (a :class:`~suppa_jax.models.Denoiser` such
+    as ``prior.denoiser``, or any ``(x, σ) → x``; ``suppa_jax.restore``: jitted, to
+    convergence) at noise level ``sigma``, ``rho`` by default ``0.1·s²``."""
     rho = admm.reference_rho(op) if rho is None else rho
 
     def run(y: Array, gt: Array) -> admm.Solution:
         return pnp.restore(
-            params, y, op, sigma=sigma, rho=rho, max_iters=max_iters, tol=tol, reference=gt
+            denoiser, y, op, sigma=sigma, rho=rho, max_iters=max_iters, tol=tol, reference=gt
         )
 
     info = {"sigma": sigma, "rho": rho, "max_iters": max_iters, "tol": tol}

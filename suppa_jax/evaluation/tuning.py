@@ -31,7 +31,7 @@ from suppa_jax.evaluation.tasks import task_config, task_label, task_name
 from suppa_jax.models.weights import Prior
 from suppa_jax.physics import LinearOperator, degrade_batch
 from suppa_jax.solvers import pnp
-from suppa_jax.typing import Array, Params
+from suppa_jax.typing import Array, DenoiseFn
 
 __all__ = [
     "SIGMA_GRID",
@@ -60,7 +60,7 @@ def centre_crops(source: data.ImageSource, size: int) -> np.ndarray:
             crops.append(image[top : top + size, left : left + size])
     if not crops:
         raise ValueError(f"no image of at least {size}×{size} pixels to tune on")
-    return np.stack(crops).astype(np.float32) / 255.0
+    return data.to_unit(np.stack(crops))
 
 
 def _degrade_crops(
@@ -72,7 +72,7 @@ def _degrade_crops(
 
 
 def tune_pnp_sigma(
-    params: Params,
+    denoiser: DenoiseFn,
     op: LinearOperator,
     images: np.ndarray,
     *,
@@ -82,15 +82,18 @@ def tune_pnp_sigma(
     max_iters: int = 50,
     tol: float = 1e-3,
 ) -> tuple[float, dict[float, float]]:
-    """The ``σ`` of ``grid`` with the best mean PSNR of plug-and-play ADMM on ``images``
-    (``(N, H, W, 3)``, degraded as in evaluation with seeds ``0..N−1``; ``ρ = 0.1·s²``).
+    """The ``σ`` of ``grid`` with the best mean PSNR of plug-and-play ADMM with ``denoiser`` on
+    ``images`` (``(N, H, W, C)``, ``C`` the denoiser's channels, degraded as in evaluation with
+    seeds ``0..N−1``; ``ρ = 0.1·s²``).
 
     Returns the best ``σ`` and the mean PSNR of each. Tune on training images only.
     """
     measured = _degrade_crops(op, images, noise_sigma, quantize)
     scores = {}
     for sigma in grid:
-        solution = pnp.restore(params, measured["y"], op, sigma=sigma, max_iters=max_iters, tol=tol)
+        solution = pnp.restore(
+            denoiser, measured["y"], op, sigma=sigma, max_iters=max_iters, tol=tol
+        )
         scores[float(sigma)] = float(jnp.mean(metrics.psnr(solution.x, measured["gt"])))
     return max(scores, key=scores.get), scores
 
@@ -153,9 +156,9 @@ def resolve_pnp_sigma(
         return prior.pnp_sigma[task.name]
     if sigma != "tune" and log:
         log(f"no PnP σ is stored with {prior.path or 'the denoiser'} for {task.label}: tuning it")
-    crops = _training_crops()
+    crops = data.to_channels(_training_crops(), prior.model.channels)
     best, scores = tune_pnp_sigma(
-        prior.params, task.op, crops, noise_sigma=task.noise_sigma, quantize=task.quantize
+        prior.denoiser, task.op, crops, noise_sigma=task.noise_sigma, quantize=task.quantize
     )
     if log:
         table = ", ".join(f"{s:g}: {p:.2f} dB" for s, p in scores.items())

@@ -38,23 +38,22 @@ Weight files and DPIR's PyTorch layout: :mod:`suppa_jax.models.weights`. Typical
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from suppa_jax.typing import DenoiserApply, Params
+from suppa_jax.models import registry
 
 __all__ = [
-    "COMPUTE_DTYPES",
+    "SPEC",
     "DRUNet",
     "depth_to_space",
     "noise_level_map",
     "pad_to_multiple",
     "space_to_depth",
-    "with_compute_dtype",
 ]
 
 _MULTIPLE = 8  # three stride-2 stages
@@ -251,27 +250,26 @@ class DRUNet(nn.Module):
         return _conv3x3(self.channels, "tail", tail_init)(h + x1)
 
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+def _check(values: Mapping[str, Any]) -> None:
+    """The values of DRUNet's fields (:func:`suppa_jax.models.registry.build` checks
+    ``channels``)."""
+    widths = values["widths"]
+    if not (
+        isinstance(widths, tuple) and len(widths) == 4 and all(map(registry.positive_int, widths))
+    ):
+        raise ValueError(f"widths must be 4 positive channel counts, got {widths!r}")
+    if not registry.positive_int(values["num_blocks"]):
+        raise ValueError(f"num_blocks must be >= 1, got {values['num_blocks']!r}")
+    if not isinstance(values["residual"], bool):
+        raise ValueError(f"residual must be a bool, got {values['residual']!r}")
 
 
-def with_compute_dtype(apply: DenoiserApply, dtype: str) -> DenoiserApply:
-    """``apply`` computing in ``dtype`` (a key of :data:`COMPUTE_DTYPES`): mixed precision.
-
-    The weights, the image and ``sigma`` are cast to ``dtype`` on entry and the output back to
-    the input's dtype, so the parameters, their gradients (through the cast), the optimiser
-    state and everything outside the network (the FFT data step, the losses) stay float32.
-    ``"float32"`` returns ``apply`` itself.
-    """
-    if dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"compute dtype must be one of {list(COMPUTE_DTYPES)}, got {dtype!r}")
-    if dtype == "float32":
-        return apply
-    compute = COMPUTE_DTYPES[dtype]
-
-    def cast(tree: Any) -> Any:
-        return jax.tree.map(lambda leaf: jnp.asarray(leaf).astype(compute), tree)
-
-    def apply_in_dtype(params: Params, x: jax.Array, sigma: Any) -> jax.Array:
-        return apply(cast(params), cast(x), cast(sigma)).astype(x.dtype)
-
-    return apply_in_dtype
+SPEC = registry.register(
+    registry.ModelSpec(
+        "drunet",
+        DRUNet,
+        ("widths", "num_blocks", "channels", "residual"),
+        _check,
+        "DPIR's DRUNet: a 4-scale residual U-Net with a noise-level input channel",
+    )
+)

@@ -1,5 +1,9 @@
-"""DRUNet weights: DPIR's PyTorch state-dict layout and self-describing msgpack files.
+"""Denoiser weight files: self-describing msgpack files (any registered architecture) and
+DPIR's PyTorch state-dict layout (DRUNet).
 
+A msgpack file records its architecture by name and fields (:mod:`suppa_jax.models.registry`)
+beside the params, and optionally the plug-and-play noise levels tuned for them
+(:class:`Prior`). A ``.pth`` file is read as a DRUNet in DPIR's layout, below.
 
 Parameter names and their counterparts in DPIR's state dict (``drunet_color.pth``), for
 ``l = 1..3`` and block ``i = 0..nb-1``:
@@ -16,9 +20,9 @@ Flax path (``params`` collection)      PyTorch key                              
 ``tail/kernel``                        ``m_tail.weight``                         OIHW → HWIO
 =====================================  ========================================  ===========
 
-(PyTorch stores transposed-conv weights as (in, out, kh, kw).) The architecture of a params tree
-or state dict is read off its shapes (:func:`model_from_params`), so files need no side
-information; :func:`save_params` still records it, with :data:`FORMAT_TAG`.
+(PyTorch stores transposed-conv weights as (in, out, kh, kw).) A DRUNet's architecture is read
+off the shapes of its params tree or state dict (:func:`model_from_params`), so DPIR's files need
+no side information; ``drunet_gray.pth`` (one channel) converts like ``drunet_color.pth``.
 """
 
 from __future__ import annotations
@@ -31,21 +35,24 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 from flax.core import unfreeze
 
+from suppa_jax.models import registry
+from suppa_jax.models.base import Denoiser
 from suppa_jax.models.drunet import DRUNet
 from suppa_jax.typing import Params
 
 __all__ = [
     "FORMAT_TAG",
+    "FORMAT_TAG_V1",
     "PARAMS_SUFFIXES",
     "Prior",
     "count_params",
-    "describe",
     "load_denoiser",
     "load_params",
     "load_prior",
@@ -56,8 +63,10 @@ __all__ = [
     "save_params",
 ]
 
-FORMAT_TAG = "suppa_jax.drunet.v1"
+FORMAT_TAG = "suppa_jax.denoiser.v2"
 """Format tag written by :func:`save_params` and required by :func:`load_params`."""
+#: The tag of files written before the model registry: a DRUNet, its record without a name.
+FORMAT_TAG_V1 = "suppa_jax.drunet.v1"
 
 #: The params files :func:`load_denoiser` reads: ours, or a PyTorch state dict.
 PARAMS_SUFFIXES = (".msgpack", ".pth", ".pt")
@@ -274,12 +283,6 @@ def params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def describe(model: DRUNet) -> str:
-    """``"widths (16, 32, 64, 64), 1 blocks, residual"``: the architecture, for messages."""
-    residual = ", residual" if model.residual else ""
-    return f"widths {model.widths}, {model.num_blocks} blocks{residual}"
-
-
 def count_params(params: Mapping[str, Any]) -> int:
     """Total number of scalars in a parameter tree."""
     return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(params))
@@ -305,22 +308,24 @@ def save_params(
     path: str | os.PathLike,
     params: Mapping[str, Any],
     pnp_sigma: Mapping[str, float] | None = None,
+    *,
+    model: nn.Module | None = None,
 ) -> None:
-    """Write ``params`` to one msgpack file with its architecture and :data:`FORMAT_TAG`:
-    ``{"format", "architecture": {"widths", "num_blocks", "channels", "residual"}, "params"}``,
-    and ``"pnp_sigma"``: the plug-and-play noise level tuned for this denoiser per named task
-    (``{"sr2": 0.03, ...}``), when given (see :class:`Prior`).
+    """Write a denoiser to one msgpack file with its architecture and :data:`FORMAT_TAG`:
+    ``{"format", "architecture": {"name", <its fields>}, "params"}`` (the record of
+    :func:`suppa_jax.models.registry.architecture`), and ``"pnp_sigma"``: the plug-and-play
+    noise level tuned for this denoiser per named task (``{"sr2": 0.03, ...}``), when given
+    (see :class:`Prior`). ``model``: the architecture (any registered one); by default the
+    DRUNet that the shapes of ``params`` describe (:func:`model_from_params`).
+
+    Raises ``ValueError`` when ``params`` are not ``model``'s or ``pnp_sigma`` is malformed.
     """
     params = _unwrap(params)
-    model = model_from_params(params)
+    model = model_from_params(params) if model is None else model
+    registry.check_params(model, params)
     payload = {
         "format": FORMAT_TAG,
-        "architecture": {
-            "widths": list(model.widths),
-            "num_blocks": model.num_blocks,
-            "channels": model.channels,
-            "residual": model.residual,
-        },
+        "architecture": registry.architecture(model),
         "params": jax.tree.map(np.asarray, unfreeze(params)),
     }
     if pnp_sigma:
@@ -329,45 +334,41 @@ def save_params(
         f.write(serialization.msgpack_serialize(payload))
 
 
-def _architecture(arch: Any) -> DRUNet:
-    """A DRUNet from a stored architecture record, or a ValueError saying what is wrong."""
-
-    def positive_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-    required = {"widths", "num_blocks", "channels"}
-    if not isinstance(arch, Mapping) or not required <= set(arch) <= required | {"residual"}:
-        raise ValueError(
-            f"architecture must have widths, num_blocks, channels (and residual); got {arch!r}"
-        )
-    if not isinstance(arch.get("residual", False), bool):
-        raise ValueError(f"architecture residual must be a bool, got {arch['residual']!r}")
-    widths = arch["widths"]
-    if not (
-        isinstance(widths, list | tuple) and len(widths) == 4 and all(map(positive_int, widths))
-    ):
-        raise ValueError(f"architecture widths must be 4 positive ints, got {widths!r}")
-    for field in ("num_blocks", "channels"):
-        if not positive_int(arch[field]):
-            raise ValueError(f"architecture {field} must be a positive int, got {arch[field]!r}")
-    return DRUNet(
-        widths=tuple(widths),
-        num_blocks=arch["num_blocks"],
-        channels=arch["channels"],
-        residual=arch.get("residual", False),
-    )
+def _architecture(record: Any, format_tag: str) -> nn.Module:
+    """The module of a stored architecture record, or a ValueError saying what is wrong. A
+    :data:`FORMAT_TAG_V1` record is a DRUNet's and has no ``name``."""
+    if not isinstance(record, Mapping):
+        raise ValueError(f"architecture must be a mapping, got {record!r}")
+    if format_tag == FORMAT_TAG_V1:
+        record = {"name": "drunet", "residual": False, **record}
+    if "name" not in record:
+        raise ValueError(f"architecture has no model name: {record!r}")
+    spec = registry.get(record["name"])
+    unknown = set(record) - {"name", *spec.fields}
+    if unknown:
+        raise ValueError(f"architecture {record['name']!r}: unknown field(s) {sorted(unknown)}")
+    try:
+        return registry.build(record["name"], record)
+    except ValueError as err:
+        raise ValueError(f"architecture {record['name']!r}: {err}") from err
 
 
 @dataclasses.dataclass(frozen=True)
 class Prior:
-    """A denoiser as a file holds it: the DRUNet, its params, and the plug-and-play noise level
-    tuned for it per named task (``pnp_sigma``, empty when the file records none, e.g. a
-    PyTorch ``.pth``). The levels belong to these weights: another denoiser needs its own."""
+    """A denoiser as a file holds it: the architecture (a registered Flax module), its params,
+    and the plug-and-play noise level tuned for it per named task (``pnp_sigma``, empty when
+    the file records none, e.g. a PyTorch ``.pth``). The levels belong to these weights:
+    another denoiser needs its own. :attr:`denoiser` is the pair as one callable pytree."""
 
-    model: DRUNet
+    model: nn.Module
     params: Params
     pnp_sigma: Mapping[str, float] = dataclasses.field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def denoiser(self) -> Denoiser:
+        """``denoiser(x, σ)``: the model with its params (:class:`~suppa_jax.models.Denoiser`)."""
+        return Denoiser.of(self.model, self.params)
 
 
 def _read_msgpack(path: str | os.PathLike) -> Prior:
@@ -377,15 +378,15 @@ def _read_msgpack(path: str | os.PathLike) -> Prior:
         payload = serialization.msgpack_restore(data)
     except Exception as err:  # msgpack raises several unrelated types on corrupt input
         raise ValueError(f"{path}: not a msgpack file ({type(err).__name__}: {err})") from err
-    if not isinstance(payload, Mapping) or payload.get("format") != FORMAT_TAG:
-        raise ValueError(f"{path}: not a DRUNet params file (no format tag {FORMAT_TAG!r})")
+    tag = payload.get("format") if isinstance(payload, Mapping) else None
+    if tag not in (FORMAT_TAG, FORMAT_TAG_V1):
+        raise ValueError(f"{path}: not a denoiser params file (no format tag {FORMAT_TAG!r})")
     try:
-        model = _architecture(payload.get("architecture"))
+        model = _architecture(payload.get("architecture"), tag)
         params = payload.get("params")
         if not isinstance(params, Mapping):
             raise ValueError("no params tree")
-        if model_from_params(params) != model:
-            raise ValueError(f"params do not match the stored architecture {model}")
+        registry.check_params(model, params)
         pnp_sigma = _check_pnp_sigma(payload.get("pnp_sigma", {}))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
@@ -393,7 +394,7 @@ def _read_msgpack(path: str | os.PathLike) -> Prior:
     return Prior(model, params, pnp_sigma, Path(path))
 
 
-def load_params(path: str | os.PathLike) -> tuple[DRUNet, Params]:
+def load_params(path: str | os.PathLike) -> tuple[nn.Module, Params]:
     """Read a file written by :func:`save_params`: returns ``(model, params)``.
 
     Raises:
@@ -442,7 +443,8 @@ def load_prior(path: str | os.PathLike) -> Prior:
     """The denoiser in a ``.msgpack`` (:func:`save_params`) or PyTorch ``.pth``/``.pt`` file,
     with the PnP noise levels the file records.
 
-    Raises ``ValueError`` naming the file when it is missing, of another type or not a DRUNet.
+    Raises ``ValueError`` naming the file when it is missing, of another type, or not a
+    denoiser (a ``.pth`` must be a DRUNet in DPIR's layout).
     """
     path = Path(path)
     if not path.is_file():
@@ -460,5 +462,5 @@ def load_prior(path: str | os.PathLike) -> Prior:
 
 
 def load_denoiser(path: str | os.PathLike) -> Params:
-    """The DRUNet params of :func:`load_prior` (``.msgpack`` or ``.pth``/``.pt``)."""
+    """The params of :func:`load_prior` (``.msgpack`` or ``.pth``/``.pt``)."""
     return load_prior(path).params

@@ -11,9 +11,10 @@ of the reference code, which produced the paper's numbers)::
 from ``x₀ = A.initial(y)``, ``u₀ = 0``; the estimate is ``x``. It is scaled-form ADMM with the
 prior's step first, so with a proximal denoiser it converges to the minimiser of the sum.
 
-The denoiser is any callable ``denoise(x, sigma) -> x``. Inside a loss it is a closure over
-traced parameters; to pass it across a ``jit`` boundary wrap it as
-``jax.tree_util.Partial(model.apply, variables)``.
+The denoiser is any callable ``denoise(x, sigma) -> x`` (the convention of
+:mod:`suppa_jax.models.base`). Inside a loss it is a closure over traced parameters; across a
+``jit`` boundary pass a :class:`suppa_jax.models.Denoiser`, a pytree whose leaves are its params
+(``Denoiser.of(module, params)``, or ``prior.denoiser`` of a weight file).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 from suppa_jax.metrics import psnr
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.solvers.fixed_point import iterate, where_samples
-from suppa_jax.typing import Array, ArrayLike, Denoiser
+from suppa_jax.typing import Array, ArrayLike, DenoiseFn
 
 __all__ = ["Solution", "State", "init", "reference_rho", "solve", "step"]
 
@@ -69,7 +70,7 @@ def init(op: LinearOperator, y: Array) -> State:
 
 
 def step(
-    denoise: Denoiser, op: LinearOperator, y: Array, state: State, rho: ArrayLike, sigma: ArrayLike
+    denoise: DenoiseFn, op: LinearOperator, y: Array, state: State, rho: ArrayLike, sigma: ArrayLike
 ) -> State:
     """One ADMM iteration ``f(x, u)``: denoise, exact data step, dual update."""
     v = denoise(state.x + state.u, sigma)
@@ -78,7 +79,7 @@ def step(
 
 
 def solve(
-    denoise: Denoiser,
+    denoise: DenoiseFn,
     op: LinearOperator,
     y: Array,
     *,

@@ -1,14 +1,13 @@
-"""Plug-and-play restoration with a DRUNet prior: :func:`restore`, the one-line entry point."""
+"""Plug-and-play restoration with any denoiser: :func:`restore`, the one-line entry point."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
 
 import jax
 
-from suppa_jax.models import drunet, weights
+from suppa_jax.models.base import Denoiser, as_denoiser
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.solvers import admm
 from suppa_jax.typing import Array, ArrayLike
@@ -16,10 +15,9 @@ from suppa_jax.typing import Array, ArrayLike
 __all__ = ["restore"]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iters", "trace"))
+@functools.partial(jax.jit, static_argnames=("max_iters", "trace"))
 def _restore(
-    model: drunet.DRUNet,
-    params: Mapping[str, Any],
+    denoiser: Denoiser,
     y: Array,
     op: LinearOperator,
     sigma: ArrayLike,
@@ -29,9 +27,8 @@ def _restore(
     trace: bool,
     reference: Array | None,
 ) -> admm.Solution:
-    denoise = functools.partial(model.apply, {"params": params})
     return admm.solve(
-        denoise,
+        denoiser,
         op,
         y,
         rho=rho,
@@ -44,7 +41,7 @@ def _restore(
 
 
 def restore(
-    params: Mapping[str, Any],
+    denoiser: Denoiser | Callable[[Array, ArrayLike], Array],
     y: ArrayLike,
     op: LinearOperator,
     *,
@@ -55,10 +52,11 @@ def restore(
     trace: bool = False,
     reference: ArrayLike | None = None,
 ) -> admm.Solution:
-    """Restore measurements ``y = A x + e`` with ADMM and the DRUNet whose weights are ``params``.
+    """Restore measurements ``y = A x + e`` with plug-and-play ADMM and ``denoiser``.
 
-    ``params``: DRUNet parameters (the ``params`` collection, or ``{"params": ...}``); the
-    architecture is read off their shapes. ``y``: ``(..., h, w, 3)`` in [0, 1]. ``op``: the
+    ``denoiser``: a :class:`~suppa_jax.models.Denoiser` (``prior.denoiser`` of a weight file,
+    ``Denoiser.of(module, params)``), or any callable ``(x, σ) → x`` (compiled once per
+    callable). ``y``: ``(..., h, w, C)`` in [0, 1], ``C`` the denoiser's channels. ``op``: the
     forward operator (e.g. ``SuperResolution(2)``). ``sigma``: the denoiser's noise level, no
     default: the level tuned for a prior is stored with it (``weights.load_prior(path)
     .pnp_sigma["sr2"]``), a trained model's is its learned ``σ``. ``rho``: the ADMM
@@ -68,7 +66,5 @@ def restore(
     per-iteration trace or PSNR curve when ``trace`` or ``reference`` is given). The image size
     need not be a multiple of 8, but must be one of the operator's scale.
     """
-    params = params.get("params", params)
     rho = admm.reference_rho(op) if rho is None else rho
-    model = weights.model_from_params(params)
-    return _restore(model, params, y, op, sigma, rho, tol, max_iters, trace, reference)
+    return _restore(as_denoiser(denoiser), y, op, sigma, rho, tol, max_iters, trace, reference)

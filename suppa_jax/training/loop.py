@@ -160,7 +160,7 @@ def _centre_crop(batch: dict[str, np.ndarray], size: int, scale: int) -> dict[st
 
 
 def _validation_images(config, source) -> list[tuple[str, dict[str, np.ndarray]]]:
-    images = list(data.eval_images(source, config.task.scale))
+    images = list(data.eval_images(source, config.task.scale, config.model.channels))
     if config.data.max_eval_images:
         images = images[: config.data.max_eval_images]
     if config.data.eval_crop:
@@ -267,6 +267,7 @@ def _train_dataset(config: ml_collections.ConfigDict, source: data.ImageSource) 
         scale=config.task.scale,
         augment=config.data.augment,
         permute_channels=config.data.permute_channels,
+        channels=config.model.channels,
         seed=config.data.seed,
         patches_per_image=config.data.patches_per_image,
         process_index=jax.process_index(),
