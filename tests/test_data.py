@@ -187,7 +187,7 @@ def test_array_source_checks_sizes(images):
     source = data.ArraySource([gray, small], ["gray", "small"], min_size=HR, skip_bad_images=True)
     assert source.skipped == ("small",)
     np.testing.assert_array_equal(source[0], np.stack([gray] * 3, axis=-1))
-    with pytest.raises(ValueError, match=r"float: expected 8- or 16-bit integer pixels, got float32"):
+    with pytest.raises(ValueError, match=r"float: expected 8- or 16-bit integer pixels, got float"):
         data.ArraySource([images[0].astype(np.float32)], ["float"])
 
 

@@ -257,8 +257,9 @@ def test_load_rejects_wrong_files_naming_them(small: Small, tmp_path, rng: np.ra
     arch = {"name": "drunet", "widths": [8, 16, 32], "num_blocks": 2, "channels": 3}
     bad_arch = tmp_path / "bad_arch.msgpack"
     _write(bad_arch, {"format": FORMAT_TAG, "architecture": arch, "params": params})
-    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture 'drunet': missing field"):
-        load_params(bad_arch)  # v2 records name every field: residual is missing
+    # A v2 record names every field: residual is missing.
+    with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture 'drunet': missing"):
+        load_params(bad_arch)
     _write(bad_arch, {"format": FORMAT_TAG, "architecture": {**arch, "residual": False}})
     with pytest.raises(ValueError, match=r"bad_arch\.msgpack: architecture 'drunet': widths"):
         load_params(bad_arch)

@@ -96,7 +96,8 @@ def test_restore_a_16_bit_photo_with_a_denoiser(tiny_prior, tmp_path, rng, capsy
     assert written.pixels.shape == (20, 24, 3)
     prior = weights.load_prior(tiny_prior)
     read_back = images.read_image(source).pixels
-    want = pnp.restore(prior.denoiser, read_back, physics.SuperResolution(2), sigma=0.04, max_iters=3)
+    op = physics.SuperResolution(2)
+    want = pnp.restore(prior.denoiser, read_back, op, sigma=0.04, max_iters=3)
     np.testing.assert_allclose(written.pixels, np.clip(want.x, 0, 1), atol=0.6 / 65535)
     summary = json.loads((out / "restore.json").read_text())
     (row,) = summary["images"]
@@ -216,8 +217,9 @@ def test_a_grayscale_denoiser_restores_colour_channel_by_channel(tmp_path, rng):
     op = physics.SuperResolution(2)
     got = restoration.restore(loaded, y, op)
     assert got.x.shape == (12, 14, 3)
+    denoiser = Denoiser.of(model, params)
     for c in range(3):
-        want = pnp.restore(Denoiser.of(model, params), y[..., c : c + 1], op, sigma=0.05, max_iters=2)
+        want = pnp.restore(denoiser, y[..., c : c + 1], op, sigma=0.05, max_iters=2)
         np.testing.assert_allclose(got.x[..., c : c + 1], want.x, rtol=1e-5, atol=1e-6)
 
 

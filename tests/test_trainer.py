@@ -80,9 +80,7 @@ def test_optimizer_groups_have_their_own_rates():
 def test_bad_init_file_is_named(init_file, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config\.model\.init: no such file"):
         loop.train_and_evaluate(tiny_config(str(tmp_path / "missing.msgpack")), tmp_path)
-    with pytest.raises(
-        ValueError, match=r"config\.model asks for drunet \(widths \(16, 8, 8, 8\)"
-    ):
+    with pytest.raises(ValueError, match=r"config\.model asks for drunet \(widths \(16, 8, 8, 8\)"):
         loop.train_and_evaluate(tiny_config(init_file, **{"model.widths": (16, 8, 8, 8)}), tmp_path)
     with pytest.raises(
         ValueError, match=r"holds drunet \(widths .*residual False\), but .*residual True\)"
