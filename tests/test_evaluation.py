@@ -359,7 +359,7 @@ def test_bad_checkpoints_are_one_line_errors(workdir, params_file, folder, tmp_p
     arch = error_of(["--checkpoint", str(wrong_arch), *data_args], capsys)
     assert "architecture mismatch" in arch
     assert "the parameters of drunet (widths (16, 16, 16, 16)" in arch  # what the config says
-    assert "has shape (3, 3, 4, 8), expected (3, 3, 4, 16)" in arch  # what the checkpoint holds
+    assert "has shape (3, 3, 8, 8), expected (3, 3, 16, 16)" in arch  # what the checkpoint holds
 
     wrong_method = write_workdir(tmp_path / "wrong_method", params_file, lam=jnp.ones(3))
     assert "method mismatch" in error_of(["--checkpoint", str(wrong_method), *data_args], capsys)

@@ -236,7 +236,7 @@ def test_dncnn_trains_fine_tunes_and_evaluates_through_the_clis(tmp_path, capsys
     argv = ["--config=configs/sr_x2_cpu.py", f"--workdir={run}", "--config.data.patch=8"]
     init = [f"--config.model.init={prior_file}", "--config.admm.max_iters=3"]
     assert train([*argv, *tiny, *init]) == 0
-    assert "train.py: step 3" in capsys.readouterr().out
+    assert "train.py: step 4" in capsys.readouterr().out  # 13 samples, batch 4: 3.25 steps
 
     out = tmp_path / "eval"
     argv = ["--checkpoint", str(run), "--data", "samples", "--max_images", "1", "--out", str(out)]
@@ -270,6 +270,25 @@ def test_a_grayscale_pipeline_yields_the_luma_of_the_colour_patches(rng):
     assert np.mean(np.abs(rgb["hr"] * 255 - np.round(rgb["hr"] * 255)) > 0.01) > 0.5
 
 
+def test_dpir_grayscale_layout_converts_to_a_one_channel_drunet(tmp_path, capsys, rng):
+    """A state dict laid out as DPIR's drunet_gray.pth (random weights) through the converter:
+    a one-channel DRUNet that denoises like the PyTorch network."""
+    from benchmarks.torch_reference import TorchDRUNet
+
+    torch.manual_seed(3)
+    net = TorchDRUNet((8, 16, 16, 16), 1, channels=1).eval()
+    pth, out = tmp_path / "drunet_gray.pth", tmp_path / "drunet_gray.msgpack"
+    torch.save(net.state_dict(), pth)
+    assert convert.main([str(pth), str(out), "--pnp_sigma=deblur=0.03"]) == 0
+    assert "channels 1" in capsys.readouterr().out
+    prior = weights.load_prior(out)
+    assert prior.model == DRUNet((8, 16, 16, 16), 1, channels=1)
+    x = rng.uniform(0, 1, (1, 12, 10, 1)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x.transpose(0, 3, 1, 2)), 0.1).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(prior.denoiser(x, 0.1), want, rtol=1e-4, atol=1e-5)
+
+
 def _write_png16(path: Path, pixels: np.ndarray) -> None:
     images.write_image(path, pixels.astype(np.float32) / 65535, 16)
 
@@ -279,6 +298,7 @@ def test_a_grayscale_drunet_trains_on_16_bit_files_and_evaluates(tmp_path, rng):
     evaluation on the luma of the images (DPIR ships such a network, drunet_gray.pth)."""
     folder = tmp_path / "photos"
     for split in ("train", "validation"):
+        (folder / split).mkdir(parents=True)
         for i in range(4):
             smooth = np.cumsum(rng.integers(0, 400, (32, 32, 3)), axis=1) % 65536
             _write_png16(folder / split / f"{i}.png", smooth)
