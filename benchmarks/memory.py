@@ -14,7 +14,11 @@ also *measured*: a fresh process (the allocator's peak counter cannot be reset) 
 the state, runs one step and reads ``peak_bytes_in_use`` (the main process, which only
 compiles, does not preallocate device memory). On a CPU that column is unavailable.
 
-What K means: the forward-loop cap ``max_iters`` for ``suppa``, ``jfb`` and ``deq`` (for
+Rows: the ADMM methods, and ``suppa_sequential``: SUPPA with ``sequential=True`` (its two
+differentiable steps one after the other, rematerialised).
+
+What K means: the forward-loop cap ``max_iters`` for ``suppa``, ``suppa_sequential``, ``jfb``
+and ``deq`` (for
 ``deq`` also the adjoint loop's cap ``backward_max_iters``); the number of unrolled iterations
 ``iters`` for ``unrolled`` and ``unrolled_remat``. ``rho`` is the reference ``0.1·s²``.
 
@@ -23,7 +27,7 @@ stdout: rows are methods, columns K), ``memory.json`` (every raw byte count, the
 device and versions) and ``memory.png`` (memory versus K, linear and log axes).
 
 Reproduce (paper size: DRUNet 64-128-256-512 with 4 blocks, 32.6M parameters; batch 16;
-96×96 HR patches; SR×2; 35 compilations, about 2 minutes on 2 CPU cores)::
+96×96 HR patches; SR×2; 42 compilations, about 3 minutes on 2 CPU cores)::
 
     python -m benchmarks.memory --task sr2
 
@@ -61,8 +65,18 @@ GIB = 2**30
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
 ALL_KS = (1, 2, 4, 8, 16, 32, 50)
-ADMM_METHODS = ("suppa", "unrolled", "unrolled_remat", "deq", "jfb")
-"""The training methods with an iteration count K (the denoiser pre-training has none)."""
+ADMM_METHODS = ("suppa", "suppa_sequential", "unrolled", "unrolled_remat", "deq", "jfb")
+"""The training methods with an iteration count K (the denoiser pre-training has none), and
+the variants of :data:`VARIANTS`."""
+#: Rows that are a registered method with other settings: name → (method, settings).
+VARIANTS = {"suppa_sequential": ("suppa", {"sequential": True})}
+
+
+def method_of(name: str) -> str:
+    """The registered method behind a row: itself, or the method of a :data:`VARIANTS` row."""
+    return VARIANTS.get(name, (name, {}))[0]
+
+
 TASKS = ("sr2", "sr3", "sr4", "deblur")
 PAPER = {"widths": (64, 128, 256, 512), "num_blocks": 4, "batch": 16, "patch": 96}
 SMALL = {"widths": (16, 32, 64, 128), "num_blocks": 1, "batch": 4, "patch": 48}
@@ -113,22 +127,24 @@ def make_operator(task: str) -> ops.CirculantOperator:
 
 
 def method_settings(name: str, k: int, op: ops.CirculantOperator, **extra: Any) -> dict[str, Any]:
-    """Keyword settings of :func:`suppa_jax.methods.make` that put K iterations in ``name``."""
+    """Keyword settings of :func:`suppa_jax.methods.make` that put K iterations in ``name`` (a
+    method or a :data:`VARIANTS` row, whose own settings are added)."""
+    method, variant = VARIANTS.get(name, (name, {}))
     settings: dict[str, Any] = {"rho": admm.reference_rho(op)}
-    if name in ("unrolled", "unrolled_remat"):
+    if method in ("unrolled", "unrolled_remat"):
         settings["iters"] = k
     else:
         settings["max_iters"] = k
-    if name == "deq":
+    if method == "deq":
         settings["backward_max_iters"] = k
-    return {**settings, **extra}
+    return {**settings, **variant, **extra}
 
 
 def make_method(setup: Setup, name: str, k: int, **extra: Any) -> methods.Method:
     model = setup.model
     apply = lambda p, x, s: model.apply({"params": p}, x, s)  # noqa: E731
     op = setup.operator
-    return methods.make(name, apply, op, **method_settings(name, k, op, **extra))
+    return methods.make(method_of(name), apply, op, **method_settings(name, k, op, **extra))
 
 
 def make_optimizer() -> Any:

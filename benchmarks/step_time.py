@@ -126,7 +126,7 @@ def time_method(
     model, op = setup.model, setup.operator
     apply = lambda p, x, s: model.apply({"params": p}, x, s)  # noqa: E731
     settings = iterations.settings(name, op)
-    method = methods.make(name, apply, op, **settings)
+    method = methods.make(memory.method_of(name), apply, op, **settings)
     optimizer = memory.make_optimizer()
     state = training.init_state(method, optimizer, params)
     step = jax.jit(functools.partial(training.update, method, optimizer))

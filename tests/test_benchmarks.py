@@ -1,7 +1,8 @@
 """Benchmarks at a tiny size: their files and fields, and the memory curves' shapes.
 
-The memory benchmark runs once (module fixture) for SUPPA and explicit unrolling at K ∈ {1, 2,
-8}; the tests then read what it wrote. Explicit unrolling must grow with K and SUPPA must not.
+The memory benchmark runs once (module fixture) for SUPPA (batched and sequential steps) and
+explicit unrolling at K ∈ {1, 2, 8}; the tests then read what it wrote. Explicit unrolling must
+grow with K and SUPPA, in both variants, must not.
 """
 
 import dataclasses
@@ -38,7 +39,8 @@ def benchmark(name: str) -> ModuleType:
 @pytest.fixture(scope="module")
 def memory_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("memory")
-    argv = [*TINY, "--methods", "suppa,unrolled", "--ks", "1,2,8", "--out", str(out)]
+    methods = "suppa,suppa_sequential,unrolled"
+    argv = [*TINY, "--methods", methods, "--ks", "1,2,8", "--out", str(out)]
     benchmark("memory").main(argv)
     return out
 
@@ -68,7 +70,7 @@ def test_memory_writes_table_json_and_plot(memory_out, memory_record, capsys):
     assert memory_record["environment"]["device_kind"]
     assert memory_record["measured"] is False  # the suite runs on CPU
     assert memory_record["params"] > 0
-    assert len(memory_record["results"]) == 6
+    assert len(memory_record["results"]) == 9
     for cell in memory_record["results"]:
         assert all(isinstance(cell[f], int) and cell[f] >= 0 for f in BYTE_FIELDS)
         total = cell["argument_bytes"] + cell["output_bytes"] + cell["temp_bytes"]
@@ -82,10 +84,13 @@ def test_unrolled_memory_grows_with_k(memory_record):
     assert unrolled[1] < unrolled[2] < unrolled[8]
 
 
-def test_suppa_memory_is_flat_in_k(memory_record):
-    suppa = peaks(memory_record, "suppa")
+@pytest.mark.parametrize("variant", ["suppa", "suppa_sequential"])
+def test_suppa_memory_is_flat_in_k(memory_record, variant):
+    suppa = peaks(memory_record, variant)
     assert abs(suppa[8] - suppa[2]) <= 0.05 * suppa[2]
     assert peaks(memory_record, "unrolled")[8] > suppa[8]
+    settings = next(r["settings"] for r in memory_record["results"] if r["method"] == variant)
+    assert settings.get("sequential", False) == (variant == "suppa_sequential")
 
 
 def test_markdown_table_uses_gib_for_large_values():

@@ -364,3 +364,17 @@ def test_flatten_gives_dotted_paths():
     assert flat["train.lr"] == 1e-4
     assert flat["model.widths"] == (64, 128, 256, 512)
     assert all(not isinstance(v, dict | ConfigDict) for v in flat.values())
+
+
+def test_a_field_added_after_a_run_was_saved_counts_as_its_default():
+    """A run saved before model.name or admm.sequential_steps existed resumes unchanged."""
+    from suppa_jax.config import changes
+
+    current = cfg.experiment("sr", scale=2, cpu=True)
+    stored = changes.as_json(current)
+    del stored["model"]["name"], stored["admm"]["sequential_steps"]
+    assert changes.differences(stored, current) == {}
+    stored["model"]["widths"] = [4, 4, 4, 4]
+    assert set(changes.differences(stored, current)) == {"model.widths"}
+    current.model.name = "dncnn"
+    assert changes.differences(stored, current)["model.name"] == ("drunet", "dncnn")

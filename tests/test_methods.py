@@ -95,6 +95,31 @@ def test_suppa_gradient_matches_independent_computation(op, batch):
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(grads))
 
 
+@pytest.mark.parametrize("random_states", [1, 2])
+def test_suppa_sequential_steps_give_the_same_loss_and_gradient(op, batch, random_states):
+    """One after the other and rematerialised, or batched: the same objective, so the same
+    loss and gradient (to float32 round-off), with a real network."""
+    model = drunet.DRUNet(widths=(4, 4, 4, 4), num_blocks=1)
+    params = model.init(jax.random.key(0), batch["gt"][:1], 0.1)["params"]
+    apply = lambda p, x, s: model.apply({"params": p}, x, s)  # noqa: E731
+    results = []
+    for sequential in (False, True):
+        method = methods.suppa(
+            apply,
+            op,
+            rho=RHO,
+            max_iters=4,
+            tol=0.0,
+            random_states=random_states,
+            sequential=sequential,
+        )
+        loss = jax.jit(jax.value_and_grad(method.loss, has_aux=True))
+        results.append(loss(method.init(params), batch, jax.random.key(3)))
+    (batched, batched_grads), (one_by_one, sequential_grads) = results
+    np.testing.assert_allclose(one_by_one[0], batched[0], rtol=1e-5)
+    assert relative_error(sequential_grads, batched_grads) < 1e-5
+
+
 def test_no_gradient_flows_into_forward_loop(op, batch):
     """Two forward histories that sample the same states give the same gradient.
 

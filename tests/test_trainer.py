@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -45,6 +46,7 @@ def test_resumed_run_is_bitwise_the_uninterrupted_one(init_file, tmp_path):
     assert not np.allclose(a["trainable"]["denoiser"]["head"]["kernel"], initial["head"]["kernel"])
     records = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").open()]
     assert {r["step"] for r in records if "loss" in r} == set(range(1, 8))
+    assert all(0 <= r["data_wait_fraction"] <= 1 for r in records if "loss" in r)
     assert next(r["step"] for r in records if "val_psnr" in r) == 0
     # The best validation's denoiser exports to a params file (python -m suppa_jax.convert).
     assert convert.main([str(tmp_path / "b"), str(tmp_path / "best.msgpack")]) == 0
@@ -64,6 +66,45 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(init_file, tmp_path
     assert steps[-1] == 4
     assert_trees_equal(saved_state(tmp_path, 4), good)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(good["trainable"]))
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.written: list[tuple[int, dict]] = []
+
+    def write(self, step: int, values: dict) -> None:
+        self.written.append((step, values))
+
+
+def test_data_waits_are_logged_and_an_input_bound_run_says_so_once(capsys):
+    log = _Lines()
+    metrics = loop._Metrics(log)
+    for _ in range(3):  # each step waits 30 ms for its batch and computes in no time
+        time.sleep(0.03)
+        metrics.append({"loss": np.float32(0.5)}, 0.03)
+    metrics.flush(3, None)
+    ((step, values),) = log.written
+    assert step == 3
+    assert values["data_wait_ms"] == pytest.approx(30)
+    assert 0.8 < values["data_wait_fraction"] <= 1
+    assert loop._postfix(values)["wait"].endswith("%")
+    assert "warning: input-bound: up to step 3" in capsys.readouterr().err
+    for _ in range(3):  # still input-bound: no second warning
+        time.sleep(0.03)
+        metrics.append({"loss": np.float32(0.5)}, 0.03)
+    metrics.flush(6, None)
+    assert "input-bound" not in capsys.readouterr().err
+
+
+def test_a_compute_bound_run_does_not_warn(capsys):
+    log = _Lines()
+    metrics = loop._Metrics(log)
+    for _ in range(3):  # the step takes 30 ms, its batch was ready
+        time.sleep(0.03)
+        metrics.append({"loss": np.float32(0.5)}, 0.0001)
+    metrics.flush(3, None)
+    assert log.written[0][1]["data_wait_fraction"] < loop.INPUT_BOUND_FRACTION
+    assert "input-bound" not in capsys.readouterr().err
 
 
 def test_optimizer_groups_have_their_own_rates():
@@ -223,9 +264,15 @@ def test_two_processes_match_one(init_file, tmp_path):
         )
         for index in range(2)
     ]
-    for index, worker in enumerate(workers):
-        worker.wait(timeout=300)
-        assert worker.returncode == 0, (tmp_path / f"process_{index}.log").read_text()
+    try:
+        for index, worker in enumerate(workers):
+            worker.wait(timeout=300)
+            assert worker.returncode == 0, (tmp_path / f"process_{index}.log").read_text()
+    finally:  # a process left waiting for its peer must not outlive the test
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     one, two = saved_state(tmp_path / "one", 4), saved_state(tmp_path / "two", 4)
     for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two), strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)

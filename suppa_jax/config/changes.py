@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from suppa_jax.config.schema import ConfigDict, flatten
+from suppa_jax.config.schema import ConfigDict, base, flatten
 
 __all__ = ["RESUMABLE_FIELDS", "as_json", "describe", "differences"]
 
@@ -43,8 +43,15 @@ def differences(
     stored: ConfigDict | Mapping[str, Any], current: ConfigDict | Mapping[str, Any]
 ) -> dict[str, tuple[Any, Any]]:
     """``{field: (stored value, current value)}`` for every field outside
-    :data:`RESUMABLE_FIELDS` that differs (a field missing on one side shows as ``None``)."""
+    :data:`RESUMABLE_FIELDS` that differs (a field missing on one side shows as ``None``).
+
+    A field the stored config lacks because it was added to the schema after the run was saved
+    counts as its default: a new field's default keeps what runs did before it existed (e.g.
+    ``model.name = "drunet"``), so such a run resumes unchanged.
+    """
     old, new = flatten(as_json(stored)), flatten(as_json(current))
+    defaults = flatten(as_json(base()))
+    old |= {key: defaults[key] for key in defaults.keys() - old.keys()}
     return {
         key: (old.get(key), new.get(key))
         for key in sorted(old.keys() | new.keys())

@@ -62,6 +62,9 @@ def base() -> ConfigDict:
             "unrolled_iters": 6,  # K for unrolled and unrolled_remat
             "lam": 1.0,  # suppa: init of λ (raw, learned with train.scalar_lr)
             "random_states": 1,  # suppa: reservoir-sampled states besides the last one
+            # suppa: its differentiable steps one after the other, each rematerialised (less
+            # memory, one more denoiser forward per step) instead of as one vmapped batch.
+            "sequential_steps": False,
             "backward_max_iters": 50,  # deq: adjoint fixed point
             "backward_tol": 1e-3,
             "anderson_memory": 0,  # deq and jfb forward: 0 = plain iteration

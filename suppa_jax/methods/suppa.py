@@ -77,18 +77,25 @@ def suppa_objective(
     sampled: admm.State,
     last: admm.State,
     gt: Array,
+    sequential: bool = False,
 ) -> tuple[Array, Array]:
     """``mean_j mse((1+λ)·f(s_kj).x − λ·s_kj.x, gt) + mse(f(s_K).x, gt)`` (paper Eqs. 20–22).
 
     The first term asks ``f`` to be the proximal map of ``g(x) = ‖x* − x‖²/2λ`` with ``x* = gt``
     at random visited states; the second fits the last estimate. The ``n + 1`` differentiable
-    steps run as one vmapped call. Returns the loss and ``f(s_K).x``.
+    steps run as one vmapped call; with ``sequential``, one after the other (``lax.map``), each
+    rematerialised (``jax.checkpoint``): the backward pass then holds one step's activations at
+    a time instead of ``n + 1``, at the cost of running each step's forward twice. The loss and
+    its gradient are the same. Returns the loss and ``f(s_K).x``.
     """
     n = sampled.x.shape[0]
     stacked = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), sampled, last)
-    stepped = jax.vmap(f)(stacked)
-    random_term = mse((1 + lam) * stepped.x[:n] - lam * sampled.x, gt)
-    return random_term + mse(stepped.x[n], gt), stepped.x[n]
+    if sequential:
+        stepped_x = jax.lax.map(jax.checkpoint(lambda state: f(state).x), stacked)
+    else:
+        stepped_x = jax.vmap(f)(stacked).x
+    random_term = mse((1 + lam) * stepped_x[:n] - lam * sampled.x, gt)
+    return random_term + mse(stepped_x[n], gt), stepped_x[n]
 
 
 def suppa(
@@ -101,13 +108,15 @@ def suppa(
     sigma: float = 0.1,
     lam: float = 1.0,
     random_states: int = 1,
+    sequential: bool = False,
 ) -> Method:
     """The Stochastic Unrolled Proximal Point Algorithm (the paper's method).
 
     Forward loop of at most ``max_iters`` iterations (per-sample tolerance ``tol``) under
     ``stop_gradient``, reservoir sampling of ``random_states`` visited states, then
-    :func:`suppa_objective`. Learned: ``sigma`` (init 0.1) and ``λ`` (``lam``, init 1.0, raw);
-    ``rho`` is fixed.
+    :func:`suppa_objective` (``sequential``: its differentiable steps one after the other,
+    rematerialised, for less memory). Learned: ``sigma`` (init 0.1) and ``λ`` (``lam``, init
+    1.0, raw); ``rho`` is fixed.
     """
 
     def init(denoiser: Params) -> Trainable:
@@ -127,7 +136,7 @@ def suppa(
             random_states=random_states,
         )
         f = admm_iteration(apply, A, y, trainable["denoiser"], rho, trainable["sigma"])
-        value, estimate = suppa_objective(f, trainable["lam"], sampled, last, gt)
+        value, estimate = suppa_objective(f, trainable["lam"], sampled, last, gt, sequential)
         return value, step_metrics(value, estimate, gt, iterations, trainable)
 
     def predict(
@@ -143,7 +152,11 @@ def suppa(
 
 def _settings(config: Any) -> dict[str, Any]:
     a = config.admm
-    return fixed_point_settings(config) | {"lam": a.lam, "random_states": a.random_states}
+    return fixed_point_settings(config) | {
+        "lam": a.lam,
+        "random_states": a.random_states,
+        "sequential": a.sequential_steps,
+    }
 
 
 SPEC = MethodSpec("suppa", suppa, "SUPPA", _settings)

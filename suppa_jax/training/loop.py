@@ -13,6 +13,12 @@ into ``workdir``::
     tensorboard/          the same, for TensorBoard
     config.json           the configuration of the run (written whole or not at all)
 
+Input stalls: the time each step waits for its batch (``next`` on the grain iterator, while the
+device may still be busy with the previous step under asynchronous dispatch) is logged as
+``data_wait_fraction`` (the share of the wall time between two log lines spent waiting) and
+``data_wait_ms`` (per step), in ``metrics.jsonl``, TensorBoard and the progress bar (``wait``);
+above :data:`INPUT_BOUND_FRACTION` the run is input-bound and says so once, with what to change.
+
 Validation runs the evaluator of ``evaluate.py`` (:class:`suppa_jax.evaluation.Evaluator`) on
 the validation images at the end of every ``eval_every_epochs`` epochs.
 
@@ -43,6 +49,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -276,30 +283,51 @@ def _train_dataset(config: ml_collections.ConfigDict, source: data.ImageSource) 
     )
 
 
+#: A run whose steps wait for data longer than this share of the wall time is input-bound.
+INPUT_BOUND_FRACTION = 0.25
+
+
 class _Metrics:
-    """Training metrics kept on the device between logging steps, fetched in one host sync."""
+    """Training metrics kept on the device between logging steps, fetched in one host sync, and
+    the seconds each step waited for its batch."""
 
     def __init__(self, log: _Log) -> None:
-        self.log, self.pending, self.last = log, [], {}
+        self.log, self.pending, self.waits, self.last = log, [], [], {}
         self.clock = time.perf_counter()
+        self.warned = False
 
-    def append(self, metrics: dict[str, jax.Array]) -> None:
+    def append(self, metrics: dict[str, jax.Array], data_wait: float) -> None:
         self.pending.append(metrics)
+        self.waits.append(data_wait)
 
     def flush(self, step: int, last_saved: int | None) -> None:
-        """Log the mean of the metrics since the last flush, and the steps per second; stop on a
-        non-finite loss."""
+        """Log the mean of the metrics since the last flush, the steps per second and the data
+        wait; stop on a non-finite loss; warn once when the run is input-bound."""
         if not self.pending:
             return
         fetched = jax.device_get(self.pending)
         now = time.perf_counter()
+        elapsed = now - self.clock
         values = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-        values["steps_per_second"] = len(fetched) / (now - self.clock)
+        values["steps_per_second"] = len(fetched) / elapsed
+        values["data_wait_ms"] = 1000 * float(np.mean(self.waits))
+        values["data_wait_fraction"] = min(1.0, sum(self.waits) / elapsed)
         self.clock = now
         self.pending.clear()
+        self.waits.clear()
         _check_finite(step, values, last_saved)
         self.log.write(step, values)
         self.last = values
+        if values["data_wait_fraction"] > INPUT_BOUND_FRACTION and not self.warned:
+            self.warned = True
+            tqdm.tqdm.write(
+                f"warning: input-bound: up to step {step} the steps waited for data "
+                f"{100 * values['data_wait_fraction']:.0f}% of the time "
+                f"({values['data_wait_ms']:.1f} ms per step); reading and cropping images is the "
+                "bottleneck: raise config.data.worker_count (grain worker processes), or train "
+                "on smaller or pre-cropped images",
+                file=sys.stderr,
+            )
 
 
 def _write_json(path: Path, values: dict[str, Any]) -> None:
@@ -392,8 +420,11 @@ def train_and_evaluate(
     try:
         with stop.installed():
             while step < total_steps:
-                state, step_metrics = step_fn(state, _global_batch(mesh, next(iterator)))
-                metrics.append(step_metrics)
+                waiting = time.perf_counter()
+                batch = next(iterator)
+                data_wait = time.perf_counter() - waiting
+                state, step_metrics = step_fn(state, _global_batch(mesh, batch))
+                metrics.append(step_metrics, data_wait)
                 step += 1
                 bar.update(1)
                 epoch = math.floor(step / steps_per_epoch)
@@ -434,4 +465,7 @@ def train_and_evaluate(
 def _postfix(values: dict[str, float]) -> dict[str, str]:
     names = ("loss", "psnr", "lam", "sigma", "iterations", "steps_per_second")
     short = {"steps_per_second": "it/s", "iterations": "iters"}
-    return {short.get(n, n): f"{values[n]:.4g}" for n in names if n in values}
+    postfix = {short.get(n, n): f"{values[n]:.4g}" for n in names if n in values}
+    if "data_wait_fraction" in values:
+        postfix["wait"] = f"{100 * values['data_wait_fraction']:.0f}%"
+    return postfix
