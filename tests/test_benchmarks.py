@@ -274,3 +274,17 @@ def test_gallery_restores_crops_with_every_row(tmp_path):
     assert len(result.rows) == 2 * 4
     assert all(np.isfinite(row["psnr_rgb"]) for row in result.rows)
     assert (tmp_path / "gallery_sr2.jpg").stat().st_size > 0
+
+
+def test_pipeline_measures_every_setting_and_cache_state(tmp_path):
+    argv = ["--images", "2", "--size", "260,300", "--batches", "2", "--uncached-batches", "1"]
+    record = benchmark("pipeline").main([*argv, "--out", str(tmp_path)])
+    rows = {(r["setting"], r["cache"]): r for r in record["results"]}
+    assert set(rows) == {(s, c) for s in ("sr2", "deblur") for c in ("no cache", "cold", "warm")}
+    assert rows["sr2", "warm"]["patch"] * rows["sr2", "warm"]["scale"] == 96
+    assert all(
+        r["patches_per_second"] > 0 and r["patches_per_cpu_second"] > 0 for r in rows.values()
+    )
+    assert rows["sr2", "cold"]["patches"] == 2 * rows["sr2", "cold"]["batch"]
+    table = (tmp_path / "pipeline.md").read_text()
+    assert "| deblur (patch 256²) | warm |" in table

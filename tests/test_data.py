@@ -8,7 +8,9 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
+from unittest import mock
 
 import jax
 import numpy as np
@@ -18,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from suppa_jax import data, physics
+from suppa_jax.data import sources
 from suppa_jax.physics import SuperResolution
 
 PATCH, SCALE = 4, 2  # LR patch and factor: HR patches of 8×8, large enough for the ×2 kernel
@@ -346,6 +349,19 @@ def test_tfds_reads_prepared_array_records_without_tensorflow(tmp_path):
     assert len(by_height) == 3
     for image in SuppaTinyImages.images():
         np.testing.assert_array_equal(by_height[image.shape[0]], np.stack([image] * 3, axis=-1))
+    # With a decoded-image cache: the same records, one entry each, read back memory-mapped.
+    cache_dir = tmp_path / "decoded"
+    cached = data.build_source(
+        "tfds:suppa_tiny_images",
+        "train",
+        feature="image",
+        data_dir=str(tmp_path),
+        cache_dir=cache_dir,
+    )
+    for i in range(len(source)):
+        np.testing.assert_array_equal(cached[i], source[i])
+    assert len(list(cache_dir.glob("*.npy"))) == len(source)
+    assert isinstance(cached[0], data.cache.CachedImage)
 
 
 def _fake_div2k(root) -> dict[str, str]:
@@ -435,3 +451,74 @@ def test_eval_images_are_cropped_to_the_scale(images, source):
         assert item["hr"].shape == (1, height, width, 3)
         np.testing.assert_array_equal(_as_uint8(item["hr"][0]), image[:height, :width])
         np.testing.assert_array_equal(item["seed"], [index])
+
+
+# Decoded-image cache
+
+
+def test_a_cached_folder_reads_the_same_images_without_decoding_again(folder, tmp_path_factory):
+    root, expected = folder
+    cache_dir = tmp_path_factory.mktemp("cache")
+    first = data.build_source(f"folder:{root}", "", cache_dir=cache_dir)
+    assert len(list(cache_dir.glob("*.npy"))) == len(expected)
+    with mock.patch.object(sources, "_decode", side_effect=AssertionError("decoded again")):
+        again = data.build_source(f"folder:{root}", "", cache_dir=cache_dir)
+        for i in range(len(again)):
+            cached = again[i]
+            assert isinstance(cached, data.cache.CachedImage)
+            np.testing.assert_array_equal(cached, first[i])
+    uncached = data.build_source(f"folder:{root}", "")
+    for i in range(len(uncached)):
+        np.testing.assert_array_equal(first[i], uncached[i])
+        assert first[i].dtype == uncached[i].dtype
+
+
+def test_bad_and_stale_cache_entries_are_rebuilt_never_read(tmp_path, rng):
+    image = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
+    path = tmp_path / "img" / "a.png"
+    _save(path, image)
+    cache = data.DecodedCache(tmp_path / "cache")
+    source = data.FolderSource(tmp_path / "img", cache=cache)
+    entry = cache.path(sources.file_identity(path))
+    size = entry.stat().st_size
+    for damage in (
+        lambda: entry.write_bytes(entry.read_bytes()[: size - 7]),  # truncated
+        lambda: entry.write_bytes(entry.read_bytes() + b"garbage"),  # too long
+        lambda: entry.write_bytes(b"not an npy file at all"),  # another format
+        lambda: np.save(entry, np.zeros((3, 3), np.float32)),  # another shape and type
+    ):
+        damage()
+        np.testing.assert_array_equal(source[0], image)
+        assert entry.stat().st_size == size  # rebuilt in full
+    # Corrupted while the run holds the image: the next read rebuilds it.
+    held = source[0]
+    entry.write_bytes(entry.read_bytes()[:200])
+    np.testing.assert_array_equal(held[3:9, 2:7], image[3:9, 2:7])
+    assert entry.stat().st_size == size
+    changed = 255 - image  # the file changes: a new key, the old entry is never read
+    _save(path, changed)
+    os.utime(path, ns=(1, 1))
+    np.testing.assert_array_equal(data.FolderSource(tmp_path / "img", cache=cache)[0], changed)
+    assert not list((tmp_path / "cache").glob("*.partial"))
+
+
+def test_an_unusable_cache_directory_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    with pytest.raises(ValueError, match=r"file/cache: cannot write the decoded-image cache.*''"):
+        data.DecodedCache(blocker / "cache")
+
+
+def test_the_epoch_order_is_a_fresh_permutation_each_epoch():
+    import pickle
+
+    order = data.pipeline.EpochOrder(7, seed=3, epochs=3)
+    assert len(order) == 21
+    epochs = [[order[e * 7 + j] for j in range(7)] for e in range(3)]
+    assert all(sorted(epoch) == list(range(7)) for epoch in epochs)
+    assert epochs[0] != epochs[1] != epochs[2]
+    copy = pickle.loads(pickle.dumps(order))  # as grain's worker processes receive it
+    assert [copy[i] for i in range(20, -1, -1)] == [order[i] for i in range(20, -1, -1)]
+    with pytest.raises(IndexError):
+        order[21]
+    assert len(data.pipeline.EpochOrder(7, seed=3, epochs=None)) > 10**15

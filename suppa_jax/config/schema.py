@@ -30,6 +30,8 @@ DIV2K = "tfds:div2k/bicubic_x2"
 #: DPIR's public ``drunet_color.pth`` converted with ``python -m suppa_jax.convert``: the
 #: paper-size prior that the paper's experiments fine-tune.
 DPIR_DENOISER = "weights/drunet_color.msgpack"
+#: Where decoded training images are cached by default (``config.data.cache_dir``).
+DECODED_CACHE = "~/.cache/suppa_jax/decoded"
 
 
 def base() -> ConfigDict:
@@ -114,6 +116,9 @@ def base() -> ConfigDict:
             "skip_bad_images": False,
             "seed": 0,
             "worker_count": 0,  # grain worker processes (0: threads in this process)
+            # Decoded folder/TFDS images, memory-mapped (suppa_jax.data.cache); "" = decode
+            # every read.
+            "cache_dir": DECODED_CACHE,
             "max_eval_images": 10,  # validation images per evaluation (0 = all)
             "eval_crop": 0,  # centre crop of validation images, HR pixels (0 = full images)
         }

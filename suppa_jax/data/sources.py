@@ -35,6 +35,7 @@ import numpy as np
 from skimage import data as skdata
 
 from suppa_jax.config.sources import SAMPLE_SPLITS, SOURCE_FORMS, parse_mixture
+from suppa_jax.data.cache import CachedImage, DecodedCache, file_identity
 from suppa_jax.data.deadleaves import DeadLeaves, render
 from suppa_jax.images import read_pixels
 
@@ -125,10 +126,21 @@ def size_problem(height: int, width: int, min_size: int) -> str | None:
     return None
 
 
-def _file_problem(path: Path, min_size: int) -> str | None:
-    """Why the file cannot be used (it does not decode in full, or it is too small), or None."""
+def _read(
+    path: Path, cache: DecodedCache | None, identity: str | None = None
+) -> np.ndarray | CachedImage:
+    """The decoded file: from ``cache`` (decoded and stored on a miss; ``identity`` defaults to
+    :func:`~suppa_jax.data.cache.file_identity`), or decoded now."""
+    if cache is None:
+        return _decode(path)
+    return cache.get(identity or file_identity(path), lambda: _decode(path))
+
+
+def _file_problem(path: Path, min_size: int, cache: DecodedCache | None) -> str | None:
+    """Why the file cannot be used (it does not decode in full, or it is too small), or None.
+    With a cache, a good file's decoded image is stored (a cached one is not decoded again)."""
     try:
-        height, width, _ = _decode(path).shape
+        height, width, _ = _read(path, cache).shape
     except _DECODE_ERRORS as error:
         return f"unreadable image ({error})"
     return size_problem(height, width, min_size)
@@ -210,13 +222,22 @@ class FolderSource:
     construction (in threads), which catches unreadable and truncated files and those smaller
     than ``min_size`` on a side. They raise a ``ValueError`` that lists every bad file, or with
     ``skip_bad_images`` are left out, logged and listed in :attr:`skipped`, so that the number
-    of images, hence the epoch, is known up front. Images are decoded again when read.
+    of images, hence the epoch, is known up front. With a ``cache``
+    (:class:`~suppa_jax.data.cache.DecodedCache`) that decode is stored, an image already cached
+    is not decoded at all, and ``source[i]`` is a :class:`~suppa_jax.data.cache.CachedImage`
+    whose crops read only their rows; without one, images are decoded again when read.
     """
 
     def __init__(
-        self, root: str | os.PathLike, *, min_size: int = 1, skip_bad_images: bool = False
+        self,
+        root: str | os.PathLike,
+        *,
+        min_size: int = 1,
+        skip_bad_images: bool = False,
+        cache: DecodedCache | None = None,
     ) -> None:
         root = Path(root)
+        self.cache = cache
         if not root.is_dir():
             raise FileNotFoundError(f"image folder {root} does not exist")
         paths = sorted(
@@ -227,12 +248,15 @@ class FolderSource:
         if not paths:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
         with concurrent.futures.ThreadPoolExecutor() as pool:
-            problems = list(pool.map(functools.partial(_file_problem, min_size=min_size), paths))
+            check = functools.partial(_file_problem, min_size=min_size, cache=cache)
+            problems = list(pool.map(check, paths))
         names = [str(path) for path in paths]
         keep, self.skipped = _screen(
             names, problems, skip_bad_images=skip_bad_images, where=str(root)
         )
         self.paths = [paths[i] for i in keep]
+        # Computed once: a read then costs no stat() (a file changed mid-run keeps its entry).
+        self.identities = [file_identity(p) for p in self.paths] if cache else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -240,7 +264,7 @@ class FolderSource:
     def __getitem__(self, index: int) -> np.ndarray:
         path = self.paths[index]
         try:
-            return _decode(path)
+            return _read(path, self.cache, self.identities and self.identities[index])
         except _DECODE_ERRORS as error:
             raise ValueError(f"{path}: unreadable image ({error})") from error
 
@@ -254,11 +278,18 @@ class TfdsSource:
     ``dataset`` is a TFDS name with optional config and version (``"div2k/bicubic_x2"``), ``split``
     any TFDS split (``"train"``, ``"validation[:10]"``). The dataset must be (or, when missing,
     will be downloaded and) prepared as ArrayRecord files in ``data_dir`` (default: TFDS's).
-    Records are not screened up front: one smaller than a training patch raises when read.
+    Records are not screened up front: one smaller than a training patch raises when read. With a
+    ``cache``, each record is decoded once (keyed by dataset, version, split, index, feature).
     """
 
     def __init__(
-        self, dataset: str, split: str, *, feature: str = "hr", data_dir: str | None = None
+        self,
+        dataset: str,
+        split: str,
+        *,
+        feature: str = "hr",
+        data_dir: str | None = None,
+        cache: DecodedCache | None = None,
     ) -> None:
         import tensorflow_datasets as tfds  # imported here: 0.5 s, and only this source needs it
 
@@ -270,12 +301,20 @@ class TfdsSource:
         if feature not in features:
             raise ValueError(f"{dataset} has no feature {feature!r}; it has {list(features)}")
         self.dataset, self.split, self.feature = dataset, split, feature
+        self.cache = cache
+        version = self.records.dataset_info.version
+        self._identity = f"tfds|{dataset}|{version}|{data_dir or ''}|{split}|{feature}"
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> np.ndarray:
+    def _decode(self, index: int) -> np.ndarray:
         return _as_rgb(self.records[index][self.feature], self.name(index))
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if self.cache is None:
+            return self._decode(index)
+        return self.cache.get(f"{self._identity}|{index}", lambda: self._decode(index))
 
     def name(self, index: int) -> str:
         return f"{self.dataset}:{self.split}[{index}]"
@@ -423,6 +462,7 @@ def _single_source(
     deadleaves: DeadLeaves,
     deadleaves_images: int,
     seed: int,
+    cache: DecodedCache | None,
 ) -> ImageSource:
     kind, _, location = source.partition(":")
     if kind == "samples" and not location:
@@ -436,10 +476,10 @@ def _single_source(
         return DeadLeavesSource(deadleaves_images, deadleaves, seed=seed, stream=split)
     if kind == "folder" and location:
         return FolderSource(
-            Path(location) / split, min_size=min_size, skip_bad_images=skip_bad_images
+            Path(location) / split, min_size=min_size, skip_bad_images=skip_bad_images, cache=cache
         )
     if kind == "tfds" and location:
-        return TfdsSource(location, split, feature=feature, data_dir=data_dir)
+        return TfdsSource(location, split, feature=feature, data_dir=data_dir, cache=cache)
     raise ValueError(f"unknown data source {source!r}; use {SOURCE_FORMS}")
 
 
@@ -454,6 +494,7 @@ def build_source(
     deadleaves: DeadLeaves | None = None,
     deadleaves_images: int = 10_000,
     seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
 ) -> ImageSource:
     """The images of ``split`` of ``source``.
 
@@ -473,8 +514,13 @@ def build_source(
       deadleaves: the dead-leaves model (default: ``DeadLeaves()``, 128-pixel images).
       deadleaves_images: the number of dead-leaves images (their epoch).
       seed: the seed of the dead-leaves images.
+      cache_dir: a directory of decoded folder and TFDS images
+        (:class:`~suppa_jax.data.cache.DecodedCache`; ``None``: decode every read).
     """
     entries = parse_mixture(source)
+    cache = None
+    if cache_dir and any(name.startswith(("folder:", "tfds:")) for _, name in entries):
+        cache = DecodedCache(cache_dir)
     sources = [
         _single_source(
             name,
@@ -486,6 +532,7 @@ def build_source(
             deadleaves=deadleaves or DeadLeaves(),
             deadleaves_images=deadleaves_images,
             seed=seed,
+            cache=cache,
         )
         for _, name in entries
     ]

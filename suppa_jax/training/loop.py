@@ -255,6 +255,7 @@ def _sources(config: ml_collections.ConfigDict) -> tuple[data.ImageSource, data.
         deadleaves=data.DeadLeaves(size=config.data.deadleaves_size or config.data.patch * scale),
         deadleaves_images=config.data.deadleaves_images,
         seed=config.data.seed,
+        cache_dir=config.data.cache_dir or None,
     )
     train = data.build_source(
         config.data.source, config.data.train_split, min_size=config.data.patch * scale, **common
