@@ -3,7 +3,9 @@
 A source is a random-access sequence of images: ``source[i]`` is a ``uint8`` or ``uint16``
 array of shape ``(H, W, 3)``, RGB at the depth of the file (grayscale is replicated to three
 channels, alpha is dropped; :func:`to_unit` and :func:`to_channels` make the float images of
-the pipeline, in RGB or as one luma channel), and
+the pipeline, in RGB or as one luma channel), or, for a folder or TFDS source with a decoded-image
+cache, a :class:`~suppa_jax.data.cache.CachedImage` of such an array (its crops read only their
+rows), and
 ``source.name(i)`` names it in messages. Four kinds, and weighted mixtures of them, built by
 :func:`build_source`:
 
