@@ -14,7 +14,8 @@ deblurring (batch 16, 256² patches), read as the paper's epoch (one patch per i
 Each row times the source's construction (with a cold cache: every image decoded and stored),
 the first batch (start-up), then ``--batches`` more batches: the steady state, in wall-clock
 patches per second and per CPU-second of the process (all its threads:
-``time.process_time``), which is the throughput of one core. The last column is how many such
+``time.process_time``), which is the throughput of one core (not reported with ``--workers``:
+the workers' CPU time is their own). The last column is how many such
 cores feed the measured H200 SUPPA step (``benchmarks/results/h200/step_time.json``: paper size,
 batch 16, K = 6).
 
@@ -111,7 +112,8 @@ def measure(
         "construction_seconds": round(built, 3),
         "first_batch_seconds": round(first, 3),
         "patches_per_second": patches / wall,
-        "patches_per_cpu_second": patches / cpu,
+        # The CPU time of worker processes is not this process's: per core only without them.
+        "patches_per_cpu_second": patches / cpu if workers == 0 else None,
     }
 
 
@@ -146,14 +148,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cache_dir = None if variant == "no cache" else Path(scratch) / f"cache_{name}"
                 batches = args.uncached_batches if cache_dir is None else args.batches
                 result = measure(Path(folder), setting, batches, cache_dir, args.workers)
-                if step_ms:
+                if step_ms and result["patches_per_cpu_second"]:
                     demand = setting["batch"] / (step_ms / 1000)
                     result["cores_for_h200"] = demand / result["patches_per_cpu_second"]
                 rows.append({"setting": name, **setting, "cache": variant, **result})
-                print(
-                    f"  {name} {variant:>8}: {result['patches_per_second']:8.1f} patches/s, "
-                    f"{result['patches_per_cpu_second']:8.1f} per CPU-second"
-                )
+                print(f"  {name} {variant:>8}: {result['patches_per_second']:8.1f} patches/s")
     return {
         "benchmark": "pipeline",
         "images": count,
@@ -182,7 +181,7 @@ def markdown(record: dict[str, Any]) -> str:
             r["cache"],
             f"{r['patches'] // r['batch']} × {r['batch']}",
             f"{r['patches_per_second']:.1f}",
-            f"{r['patches_per_cpu_second']:.1f}",
+            f"{r['patches_per_cpu_second']:.1f}" if r["patches_per_cpu_second"] else "—",
             f"{r['construction_seconds']:.1f}",
             f"{r['first_batch_seconds']:.2f}",
             f"{r['cores_for_h200']:.2f}" if "cores_for_h200" in r else "—",
