@@ -128,21 +128,21 @@ def size_problem(height: int, width: int, min_size: int) -> str | None:
     return None
 
 
-def _read(
-    path: Path, cache: DecodedCache | None, identity: str | None = None
-) -> np.ndarray | CachedImage:
-    """The decoded file: from ``cache`` (decoded and stored on a miss; ``identity`` defaults to
-    :func:`~suppa_jax.data.cache.file_identity`), or decoded now."""
+def _read(path: Path, cache: DecodedCache | None, identity: str) -> np.ndarray | CachedImage:
+    """The decoded file: from ``cache`` under ``identity`` (decoded and stored on a miss), or
+    decoded now."""
     if cache is None:
         return _decode(path)
-    return cache.get(identity or file_identity(path), lambda: _decode(path))
+    return cache.get(identity, lambda: _decode(path))
 
 
-def _file_problem(path: Path, min_size: int, cache: DecodedCache | None) -> str | None:
+def _file_problem(
+    path: Path, identity: str, min_size: int, cache: DecodedCache | None
+) -> str | None:
     """Why the file cannot be used (it does not decode in full, or it is too small), or None.
     With a cache, a good file's decoded image is stored (a cached one is not decoded again)."""
     try:
-        height, width, _ = _read(path, cache).shape
+        height, width, _ = _read(path, cache, identity).shape
     except _DECODE_ERRORS as error:
         return f"unreadable image ({error})"
     return size_problem(height, width, min_size)
@@ -249,16 +249,18 @@ class FolderSource:
         )
         if not paths:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+        # Each file's identity once: reads then cost no stat() (a file changed mid-run keeps
+        # the entry it was screened with).
+        identities = [file_identity(path) if cache else "" for path in paths]
         with concurrent.futures.ThreadPoolExecutor() as pool:
             check = functools.partial(_file_problem, min_size=min_size, cache=cache)
-            problems = list(pool.map(check, paths))
+            problems = list(pool.map(check, paths, identities))
         names = [str(path) for path in paths]
         keep, self.skipped = _screen(
             names, problems, skip_bad_images=skip_bad_images, where=str(root)
         )
         self.paths = [paths[i] for i in keep]
-        # Computed once: a read then costs no stat() (a file changed mid-run keeps its entry).
-        self.identities = [file_identity(p) for p in self.paths] if cache else None
+        self.identities = [identities[i] for i in keep]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -266,7 +268,7 @@ class FolderSource:
     def __getitem__(self, index: int) -> np.ndarray:
         path = self.paths[index]
         try:
-            return _read(path, self.cache, self.identities and self.identities[index])
+            return _read(path, self.cache, self.identities[index])
         except _DECODE_ERRORS as error:
             raise ValueError(f"{path}: unreadable image ({error})") from error
 
