@@ -15,31 +15,47 @@ from collections.abc import MutableMapping
 
 import jaxlib
 
-__all__ = ["XLA_CPU_FLAGS", "use_fast_xla_cpu_flags"]
+__all__ = ["MEASURED_CPU_FLAGS", "XLA_CPU_FLAGS", "cpu_flags", "use_fast_xla_cpu_flags"]
 
-XLA_CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=",)
-"""XLA:CPU flags that :func:`use_fast_xla_cpu_flags` adds to ``XLA_FLAGS``.
+MEASURED_CPU_FLAGS: dict[str, tuple[str, ...]] = {
+    "0.10": ("--xla_cpu_experimental_ynn_fusion_type=",),
+    "0.12": ("--xla_cpu_experimental_ynn_fusion_type=",),
+}
+"""jaxlib release (``major.minor``) → the XLA:CPU flags measured to make DRUNet faster on it.
 
-jaxlib 0.10 hands convolutions to YNNPACK by default; for DRUNet its convolutions are slower
-than XLA's own (Eigen) ones. Turning that fusion off made the small DRUNet's forward 19% and
-its forward+backward 13% faster on a 2-core AVX-512 CPU, and the paper-size one's 21% and 12%
-(``benchmarks/NOTES.md``). The flag only changes CPU compilation; GPU and TPU are untouched.
+Each entry comes from ``python -m benchmarks.xla_flags`` run on that release (tables in
+``benchmarks/results/cpu/xla_flags/``). On 0.10 and 0.12 alike XLA hands DRUNet's convolutions
+to YNNPACK by default, and they are slower there than on XLA's own (Eigen) kernels; turning the
+YNNPACK fusions off made the small DRUNet's forward 15–19% and its forward+backward 13–15% faster
+on a 2-core AVX-512 CPU (``benchmarks/NOTES.md``). XNNPACK convolutions, the other candidate,
+sped up the forward and slowed the backward, so they are not used. A release that is not listed
+gets no flag: XLA aborts the process on a flag it does not know, and what a flag does for speed
+changes between releases. The flags only change CPU compilation; GPU and TPU are untouched.
 """
+
+
+def cpu_flags(jaxlib_version: str) -> tuple[str, ...]:
+    """The flags of :data:`MEASURED_CPU_FLAGS` for a jaxlib version such as ``"0.12.0.1"``."""
+    return MEASURED_CPU_FLAGS.get(".".join(jaxlib_version.split(".")[:2]), ())
+
+
+XLA_CPU_FLAGS = cpu_flags(jaxlib.__version__)
+"""The flags :func:`use_fast_xla_cpu_flags` adds on the installed jaxlib (empty if unmeasured)."""
 
 
 def use_fast_xla_cpu_flags(environ: MutableMapping[str, str] | None = None) -> bool:
     """Append :data:`XLA_CPU_FLAGS` to ``XLA_FLAGS``; returns whether it did.
 
-    Skipped when ``SUPPA_JAX_XLA_CPU_FLAGS=0``, when ``XLA_FLAGS`` already names the flag (the
-    user's choice wins), and for jaxlib other than 0.10.x, where it was measured (XLA aborts the
-    process on a flag it does not know). XLA reads ``XLA_FLAGS`` when JAX starts its backends,
-    so this takes effect only if called before the first JAX computation.
+    Skipped when ``SUPPA_JAX_XLA_CPU_FLAGS=0``, when ``XLA_FLAGS`` already names one of the
+    flags (the user's choice wins), and on a jaxlib release without measured flags. XLA reads
+    ``XLA_FLAGS`` when JAX starts its backends, so this takes effect only if called before the
+    first JAX computation.
     """
     environ = os.environ if environ is None else environ
     flags = environ.get("XLA_FLAGS", "")
     if (
         environ.get("SUPPA_JAX_XLA_CPU_FLAGS") == "0"
-        or not jaxlib.__version__.startswith("0.10.")
+        or not XLA_CPU_FLAGS
         or any(flag.split("=")[0] in flags for flag in XLA_CPU_FLAGS)
     ):
         return False

@@ -288,3 +288,26 @@ def test_pipeline_measures_every_setting_and_cache_state(tmp_path):
     assert rows["sr2", "cold"]["patches"] == 2 * rows["sr2", "cold"]["batch"]
     table = (tmp_path / "pipeline.md").read_text()
     assert "| deblur (patch 256²) | warm |" in table
+
+
+def test_xla_flags_times_each_accepted_candidate_and_names_refused_ones(tmp_path, monkeypatch):
+    xla_flags = benchmark("xla_flags")
+    monkeypatch.setattr(xla_flags, "SIZES", {"small": ((4, 8, 8, 8), 1)})
+    monkeypatch.setattr(xla_flags, "BATCH", 2)
+    monkeypatch.setattr(xla_flags, "PATCH", 16)
+    known = dict(xla_flags.CANDIDATES)
+    monkeypatch.setitem(xla_flags.CANDIDATES, "unknown", {"xla_cpu_no_such_option": "1"})
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    xla_flags.main(["--repeats", "2", "--out", str(tmp_path)])
+    (written,) = tmp_path.glob("jaxlib-*.json")
+    record = json.loads(written.read_text())
+    timed = [r for r in record["rows"] if "refused" not in r]
+    assert {(r["candidate"], r["workload"]) for r in timed} == {
+        (c, w) for c in known for w in ("forward", "forward+backward")
+    }
+    assert all(len(r["samples_seconds"]["default"]) == 2 for r in timed)
+    assert all(r["default_ms"] > 0 and r["with_option_ms"] > 0 for r in timed)
+    (refused,) = [r for r in record["rows"] if "refused" in r]
+    assert refused["candidate"] == "unknown"
+    assert "xla_cpu_no_such_option" in refused["refused"]
+    assert "not accepted" in written.with_suffix(".md").read_text()

@@ -7,11 +7,39 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import jaxlib
 import pytest
 
 import suppa_jax
+from suppa_jax import xla
 
-FLAG = suppa_jax.XLA_CPU_FLAGS[0]
+FLAG = " ".join(suppa_jax.XLA_CPU_FLAGS)
+
+
+def test_the_installed_jaxlib_has_measured_flags():
+    """Both CI environments run a measured release; a new one is measured before it is used."""
+    assert suppa_jax.XLA_CPU_FLAGS, (
+        f"jaxlib {jaxlib.__version__} is not in suppa_jax.xla.MEASURED_CPU_FLAGS: "
+        "run python -m benchmarks.xla_flags on it and enter the flags that win"
+    )
+
+
+def test_flags_are_looked_up_by_release():
+    assert xla.cpu_flags("0.10.2") == xla.MEASURED_CPU_FLAGS["0.10"]
+    assert xla.cpu_flags("0.12.0.1") == xla.MEASURED_CPU_FLAGS["0.12"]
+    assert xla.cpu_flags("0.11.0") == ()
+    assert xla.cpu_flags("1.10.2") == ()
+
+
+def test_the_installed_jaxlib_accepts_its_flags():
+    """Compiled with each flag as a compile option: XLA refuses an option it does not know
+    (in ``XLA_FLAGS`` the same flag would abort the process)."""
+    lowered = jax.jit(jnp.sin).lower(jnp.ones(2))
+    for flag in suppa_jax.XLA_CPU_FLAGS:
+        name, value = flag.removeprefix("--").split("=", 1)
+        lowered.compile(compiler_options={name: value})
 
 
 def test_flags_are_appended_once():
