@@ -43,6 +43,7 @@ import jax
 import torch
 
 from benchmarks import common, speed
+from suppa_jax.xla import use_fast_xla_cpu_flags
 
 CATEGORIES = ("convolutions", "layout copies", "elementwise and other")
 TORCH_COPIES = ("aten::copy_", "aten::clone", "aten::contiguous", "aten::_to_copy")
@@ -189,4 +190,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    use_fast_xla_cpu_flags()  # as the entry points do, before JAX starts its backends
     main()

@@ -36,7 +36,8 @@ The matmul peak is then that of the GPU (JAX and PyTorch; NumPy is left out).
 
 Environment knobs that change speed (``XLA_FLAGS``,
 ``OMP_NUM_THREADS``, ``OPENBLAS_CORETYPE``, ...) are recorded in the JSON; none is set here
-except what importing ``suppa_jax`` adds to ``XLA_FLAGS`` (:data:`suppa_jax.XLA_CPU_FLAGS`).
+except the XLA:CPU flags the entry points add (:func:`suppa_jax.use_fast_xla_cpu_flags`, applied
+when run as ``python -m benchmarks.speed``).
 
 Outputs, in ``--out`` (default ``results/speed``): ``speed.md`` (the table, also printed) and
 ``speed.json`` (every sample, the settings, FLOP counts, load averages, versions).
@@ -69,6 +70,7 @@ from benchmarks import torch_reference as ref
 from suppa_jax import methods, physics, training
 from suppa_jax.models import drunet, weights
 from suppa_jax.solvers import admm
+from suppa_jax.xla import use_fast_xla_cpu_flags
 
 SCALE = 2  # SR ×2 for the training step and the restoration
 SIGMA = 0.1
@@ -613,4 +615,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    use_fast_xla_cpu_flags()  # as the entry points do, before JAX starts its backends
     main()

@@ -24,13 +24,13 @@ MEASURED_CPU_FLAGS: dict[str, tuple[str, ...]] = {
 """jaxlib release (``major.minor``) → the XLA:CPU flags measured to make DRUNet faster on it.
 
 Each entry comes from ``python -m benchmarks.xla_flags`` run on that release (tables in
-``benchmarks/results/cpu/xla_flags/``). On 0.10 and 0.12 alike XLA hands DRUNet's convolutions
-to YNNPACK by default, and they are slower there than on XLA's own (Eigen) kernels; turning the
-YNNPACK fusions off made the small DRUNet's forward 15–19% and its forward+backward 13–15% faster
-on a 2-core AVX-512 CPU (``benchmarks/NOTES.md``). XNNPACK convolutions, the other candidate,
-sped up the forward and slowed the backward, so they are not used. A release that is not listed
-gets no flag: XLA aborts the process on a flag it does not know, and what a flag does for speed
-changes between releases. The flags only change CPU compilation; GPU and TPU are untouched.
+``benchmarks/results/cpu/xla_flags/``). On 0.10.2 and 0.12.0.1 alike XLA hands DRUNet's
+convolutions to YNNPACK by default, and they are slower there than on XLA's own (Eigen) kernels:
+turning the YNNPACK fusions off made the forward 16–38% and the forward+backward 15–41% faster
+(small and paper-size DRUNet, a 2-core AVX-512 CPU; ``benchmarks/NOTES.md``). XNNPACK
+convolutions, the other candidate, changed them by −6% to +12%, so they are not used. A
+release that is not listed gets no flag: XLA aborts the process on a flag it does not know, and
+what a flag does for speed changes between releases. The flags only change CPU compilation; GPU and TPU are untouched.
 """
 
 
