@@ -30,7 +30,8 @@ turning the YNNPACK fusions off made the forward 16–38% and the forward+backwa
 (small and paper-size DRUNet, a 2-core AVX-512 CPU; ``benchmarks/NOTES.md``). XNNPACK
 convolutions, the other candidate, changed them by −6% to +12%, so they are not used. A
 release that is not listed gets no flag: XLA aborts the process on a flag it does not know, and
-what a flag does for speed changes between releases. The flags only change CPU compilation; GPU and TPU are untouched.
+what a flag does for speed changes between releases. The flags only change CPU compilation; GPU
+and TPU are untouched.
 """
 
 
