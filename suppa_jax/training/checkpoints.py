@@ -398,6 +398,10 @@ class RunCheckpoints:
 
     def save(self, step: int, state: TrainState) -> None:
         """Save ``state``, the iterator's position and the config at ``step`` (once per step)."""
+        # One manager's save at a time: with several processes, orbax's saves enter barriers
+        # of fixed names, and two managers saving at once reuse one ("Barrier
+        # ThreadSaveMultiHostValueHolder:set_value_start is already ongoing").
+        self.best.confirm()
         self.latest.save(
             step,
             ocp.args.Composite(
@@ -413,6 +417,7 @@ class RunCheckpoints:
         with the same result) is kept as it is."""
         if step in self.best.manager.all_steps():
             return
+        self.latest.confirm()  # one manager's save at a time (see save)
         self.best.save(
             step,
             ocp.args.Composite(
