@@ -243,6 +243,7 @@ INVALID = [
     ({"data.feature": ""}, "sr_x2.py", r"config\.data\.feature must be"),
     ({"data.patches_per_image": 0}, "sr_x2.py", r"config\.data\.patches_per_image must be >= 1"),
     ({"data.worker_count": -1}, "sr_x2.py", r"config\.data\.worker_count must be >= 0"),
+    ({"data.read_threads": 0}, "sr_x2.py", r"config\.data\.read_threads must be >= 1"),
     ({"data.max_eval_images": -1}, "sr_x2.py", r"config\.data\.max_eval_images must be >= 0"),
     ({"data.eval_crop": -1}, "sr_x2.py", r"config\.data\.eval_crop must be >= 0"),
     (

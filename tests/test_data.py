@@ -233,6 +233,43 @@ def test_augmented_patches_are_flipped_or_rotated_crops(source, images):
     assert len({matches[0][1] for matches in found}) > 2  # several of the 8 transforms
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_orient_is_a_quarter_turn_rotation_then_a_mirror(rng, dtype):
+    patch = rng.integers(0, np.iinfo(dtype).max, (5, 7, 3), endpoint=True).astype(dtype)
+    for quarter_turns in range(4):
+        for flip in (False, True):
+            expected = np.rot90(patch, quarter_turns)
+            expected = expected[:, ::-1] if flip else expected
+            oriented = data.orient(patch, quarter_turns, flip)
+            np.testing.assert_array_equal(oriented, expected)
+            assert oriented.dtype == dtype
+            assert oriented.flags.c_contiguous
+
+
+def test_a_batch_holds_8_and_16_bit_patches_at_their_depths(rng):
+    images = [
+        rng.integers(0, 2**8, (HR + 3, HR + 2, 3), dtype=np.uint8),
+        rng.integers(0, 2**16, (HR + 2, HR + 3, 3), dtype=np.uint16),
+    ]
+    source = data.ArraySource(images, ["8-bit", "16-bit"])
+    (batch,) = _batches(_pipeline(source, augment=False, batch_size=2, num_epochs=1))
+
+    def images_holding(patch: np.ndarray) -> list[int]:
+        return [
+            index
+            for index, image in enumerate(images)
+            if (
+                sliding_window_view(image, (HR, HR, 3))[:, :, 0]
+                == np.round(patch * np.iinfo(image.dtype).max)
+            )
+            .all(axis=(-3, -2, -1))
+            .any()
+        ]
+
+    assert batch["hr"].dtype == np.float32
+    assert sorted(images_holding(patch) for patch in batch["hr"]) == [[0], [1]]
+
+
 @pytest.mark.parametrize("patches_per_image", [1, 2])
 def test_an_epoch_has_k_patches_per_image(source, images, patches_per_image):
     batches = _batches(_pipeline(source, num_epochs=1, patches_per_image=patches_per_image))
@@ -471,6 +508,15 @@ def test_a_cached_folder_reads_the_same_images_without_decoding_again(folder, tm
     for i in range(len(uncached)):
         np.testing.assert_array_equal(first[i], uncached[i])
         assert first[i].dtype == uncached[i].dtype
+
+
+def test_a_cached_crop_is_a_copy_that_does_not_hold_its_rows(tmp_path, rng):
+    image = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
+    cached = data.DecodedCache(tmp_path).get("random", lambda: image)
+    crop = cached[2:9, 3:8]
+    np.testing.assert_array_equal(crop, image[2:9, 3:8])
+    assert crop.base is None  # not a view of the 7 whole rows read for it
+    np.testing.assert_array_equal(cached[4:6], image[4:6])
 
 
 def test_bad_and_stale_cache_entries_are_rebuilt_never_read(tmp_path, rng):

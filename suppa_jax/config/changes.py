@@ -26,6 +26,7 @@ RESUMABLE_FIELDS = frozenset(
         "train.keep_checkpoints",
         "train.eval_every_epochs",
         "data.worker_count",
+        "data.read_threads",
         "parallel.coordinator_address",
         "parallel.process_id",
     }

@@ -116,8 +116,9 @@ def base() -> ConfigDict:
             "skip_bad_images": False,
             "seed": 0,
             "worker_count": 0,  # grain worker processes (0: threads in this process)
-            # Decoded folder/TFDS images, memory-mapped (suppa_jax.data.cache); "" = decode
-            # every read.
+            "read_threads": 1,  # threads reading per process (2+: reads waiting on a disk)
+            # Decoded folder/TFDS images, read a crop's rows at a time (suppa_jax.data.cache);
+            # "" = decode every read.
             "cache_dir": DECODED_CACHE,
             "max_eval_images": 10,  # validation images per evaluation (0 = all)
             "eval_crop": 0,  # centre crop of validation images, HR pixels (0 = full images)

@@ -107,6 +107,7 @@ _RULES: tuple[_Rule, ...] = (
     ("data.deadleaves_size", lambda v: v >= 0, "be >= 0 (0: the HR patch, patch·scale)"),
     ("data.seed", lambda v: v >= 0, "be >= 0"),
     ("data.worker_count", lambda v: v >= 0, "be >= 0"),
+    ("data.read_threads", lambda v: v >= 1, "be >= 1"),
     ("data.max_eval_images", lambda v: v >= 0, "be >= 0 (0: all)"),
     ("data.eval_crop", lambda v: v >= 0, "be >= 0 (0: full images)"),
     ("train.epochs", lambda v: v >= 1, "be >= 1"),

@@ -3,7 +3,7 @@
 Training (:func:`build_train_dataset`) is a grain pipeline over the global stream of examples::
 
     epoch order (range(N·k), a fresh permutation each epoch) → random crop + flips/rot90
-               (+ channel order) → every P-th → batch
+               (+ channel order) → every P-th → batch (pixels → float32)
 
 An epoch is ``k = patches_per_image`` random patches of ``patch·s`` HR pixels from each of the
 ``N`` images (``k = 1``, the paper's epoch), in a fresh order every epoch: epoch ``e`` visits
@@ -38,16 +38,17 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import grain
 import numpy as np
 from absl import flags
+from PIL import Image
 
 from suppa_jax.data.sources import ImageSource, size_problem, to_channels, to_unit
 from suppa_jax.typing import ExampleBatch
 
-__all__ = ["EpochOrder", "build_train_dataset", "eval_images"]
+__all__ = ["EpochOrder", "build_train_dataset", "eval_images", "orient"]
 
 
 class EpochOrder:
@@ -86,6 +87,37 @@ class EpochOrder:
         return int(self.permutation(epoch)[position])
 
 
+#: Pillow's one-pass transpose equal to ``np.rot90(patch, k)`` followed, when ``flip``, by a
+#: left-right flip, keyed by ``(k, flip)``; ``None`` is the identity.
+_TRANSPOSES = {
+    (0, 0): None,
+    (1, 0): Image.Transpose.ROTATE_90,
+    (2, 0): Image.Transpose.ROTATE_180,
+    (3, 0): Image.Transpose.ROTATE_270,
+    (0, 1): Image.Transpose.FLIP_LEFT_RIGHT,
+    (1, 1): Image.Transpose.TRANSVERSE,
+    (2, 1): Image.Transpose.FLIP_TOP_BOTTOM,
+    (3, 1): Image.Transpose.TRANSPOSE,
+}
+
+
+def orient(patch: np.ndarray, quarter_turns: int, flip: bool) -> np.ndarray:
+    """``np.rot90(patch, quarter_turns)``, flipped left-right when ``flip``: one of the 8
+    symmetries of the square, as a new C-ordered array.
+
+    8-bit RGB goes through one Pillow transpose, a single pass in C: NumPy's copy of a rotated
+    or mirrored view moves one byte of a 3-byte pixel at a time and cost a 256² patch 0.3–0.8 ms,
+    more than reading it (``benchmarks/NOTES.md``). Other depths (16-bit) use NumPy.
+    """
+    if patch.dtype != np.uint8:
+        rotated = np.rot90(patch, quarter_turns)
+        return np.ascontiguousarray(rotated[:, ::-1] if flip else rotated)
+    transpose = _TRANSPOSES[quarter_turns % 4, int(bool(flip))]
+    if transpose is None:
+        return np.ascontiguousarray(patch)
+    return np.asarray(Image.fromarray(patch).transpose(transpose))
+
+
 def _random_patch(
     index: int,
     rng: np.random.Generator,
@@ -94,12 +126,11 @@ def _random_patch(
     size: int,
     augment: bool,
     permute_channels: bool,
-    channels: int,
-) -> ExampleBatch:
+) -> dict[str, np.ndarray]:
     """Example ``index`` of the stream: a random ``size × size`` crop of image ``index mod N``,
     randomly rotated by a multiple of 90° and flipped when ``augment``, its colour channels in
-    one of the 6 orders when ``permute_channels``, as float32 in [0, 1] at the image's depth
-    with ``channels`` channels (1: its luma), and its seed."""
+    one of the 6 orders when ``permute_channels``, in the image's integer pixels, and its
+    seed (:func:`_collate` makes the float batch)."""
     image_index = index % len(source)
     image = source[image_index]
     height, width, _ = image.shape
@@ -109,12 +140,21 @@ def _random_patch(
     top, left = rng.integers(height - size + 1), rng.integers(width - size + 1)
     patch = image[top : top + size, left : left + size]
     if augment:
-        patch = np.rot90(patch, k=rng.integers(4))
-        if rng.integers(2):
-            patch = patch[:, ::-1]
+        patch = orient(patch, rng.integers(4), rng.integers(2))
     if permute_channels:
         patch = patch[..., rng.permutation(3)]
-    return {"hr": to_channels(to_unit(patch), channels), "seed": seed}
+    return {"hr": patch, "seed": seed}
+
+
+def _collate(examples: Sequence[dict[str, np.ndarray]], channels: int) -> ExampleBatch:
+    """The examples as one batch: their pixels converted to float32 in [0, 1] straight into
+    their slots of the batch (one pass per patch; 8- and 16-bit images may share a batch),
+    with ``channels`` channels (1: the luma), and their seeds."""
+    hr = np.empty((len(examples), *examples[0]["hr"].shape), np.float32)
+    for slot, example in zip(hr, examples, strict=True):
+        to_unit(example["hr"], out=slot)
+    seeds = np.array([example["seed"] for example in examples], np.uint32)
+    return {"hr": to_channels(hr, channels), "seed": seeds}
 
 
 def build_train_dataset(
@@ -132,7 +172,7 @@ def build_train_dataset(
     process_index: int = 0,
     process_count: int = 1,
     worker_count: int = 0,
-    read_threads: int = 2,
+    read_threads: int = 1,
 ) -> grain.IterDataset:
     """Batches of random HR patches of ``source`` for one process (see the module docstring).
 
@@ -152,10 +192,12 @@ def build_train_dataset(
       process_index, process_count: this process and their number (``jax.process_index()``,
         ``jax.process_count()``); passed explicitly so that tests can fake them.
       worker_count: grain worker processes (0: read in this process, with threads).
-      read_threads: threads per process reading and cropping images. Two: on this project's
-        2-core machine, 96² patches from cached 2K images ran at 1,881, 2,072, 2,047 and
-        1,105 patches/s with 1, 2, 4 and 8 threads (the GIL: more threads contend, more
-        throughput takes worker processes, ``worker_count``).
+      read_threads: threads per process reading and cropping images. One: on this project's
+        2-core machine, from cached 2040×1356 images, one thread gave 2,500 (96² patches) and
+        1,400–1,570 (256²) patches per CPU-second, two threads 1,480–1,810 and 1,090–1,150 at
+        about the same wall-clock rate (the GIL: threads contend), four fewer still. More
+        throughput takes worker processes (``worker_count``); more threads help only when reads
+        wait on a disk (an image cache larger than the page cache).
 
     Returns:
       A ``grain.IterDataset`` of ``{"hr": float32 (B, P, P, channels), "seed": uint32 (B,)}``, with
@@ -171,13 +213,16 @@ def build_train_dataset(
         size=patch * scale,
         augment=augment,
         permute_channels=permute_channels,
-        channels=channels,
     )
     dataset = (
         grain.MapDataset.source(EpochOrder(len(source) * patches_per_image, seed, num_epochs))
         .random_map(crop, seed=seed)
         .slice(slice(process_index, None, process_count))
-        .batch(batch_size, drop_remainder=True)
+        .batch(
+            batch_size,
+            drop_remainder=True,
+            batch_fn=functools.partial(_collate, channels=channels),
+        )
         .to_iter_dataset(
             grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=2 * read_threads)
         )

@@ -94,9 +94,10 @@ def _as_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
-def to_unit(image: np.ndarray) -> np.ndarray:
-    """``uint8`` or ``uint16`` pixels → float32 in [0, 1] (``v / 255`` or ``v / 65535``)."""
-    return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+def to_unit(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``uint8`` or ``uint16`` pixels → float32 in [0, 1] (``v / 255`` or ``v / 65535``), in
+    one pass (written into ``out``, a float32 array of the image's shape, when given)."""
+    return np.divide(image, np.float32(np.iinfo(image.dtype).max), out=out, dtype=np.float32)
 
 
 #: ITU-R BT.601 luma weights of R, G, B (Pillow's ``convert("L")``, MATLAB's ``rgb2gray``).

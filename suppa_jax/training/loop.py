@@ -281,6 +281,7 @@ def _train_dataset(config: ml_collections.ConfigDict, source: data.ImageSource) 
         process_index=jax.process_index(),
         process_count=jax.process_count(),
         worker_count=config.data.worker_count,
+        read_threads=config.data.read_threads,
     )
 
 
