@@ -1,4 +1,4 @@
-"""Classical baselines: Tikhonov restoration with a gradient penalty, in closed form.
+"""Classical baselines: Tikhonov restoration with a gradient penalty.
 
     x̂ = argmin_x ½‖y − A x‖² + μ/2 ‖∇x‖²,    ∇ = circular forward differences along H and W
 
@@ -6,7 +6,9 @@
 4 sin²(πl/W)``, so :meth:`suppa_jax.physics.CirculantOperator.quadratic_solve` gives ``x̂`` exactly
 for every operator here (a Wiener-type filter for deblurring, its aliasing-aware counterpart
 for super-resolution). ``DᵀD`` is singular at DC only, where the data term decides; a floor of
-``1e-6·μ`` there keeps the division finite and moves ``x̂`` by a relative ``≈ 1e-6``.
+``1e-6·μ`` there keeps the division finite and moves ``x̂`` by a relative ``≈ 1e-6``. For an
+operator with a non-circular boundary (:class:`suppa_jax.physics.ConjugateGradientOperator`)
+the same normal equations are solved by conjugate gradients, to the operator's ``cg_tol``.
 
 ``μ`` is the one free parameter: :func:`tune_mu` picks it from a grid by mean PSNR on training
 images, and :mod:`suppa_jax.tasks` stores the values tuned for each named task.
@@ -22,6 +24,10 @@ import numpy as np
 
 from suppa_jax import metrics
 from suppa_jax.physics.circulant import CirculantOperator
+from suppa_jax.physics.matrix_free import ConjugateGradientOperator
+
+#: The operators with a ``quadratic_solve``: closed form, or conjugate gradients.
+QuadraticSolvable = CirculantOperator | ConjugateGradientOperator
 
 __all__ = ["MU_GRID", "gradient_power", "tikhonov", "tune_mu"]
 
@@ -39,7 +45,7 @@ def gradient_power(shape: tuple[int, int], dtype: jnp.dtype = jnp.float32) -> ja
     return rows[:, None] + cols[None, :]
 
 
-def tikhonov(op: CirculantOperator, y: jax.Array, mu: float | jax.Array) -> jax.Array:
+def tikhonov(op: QuadraticSolvable, y: jax.Array, mu: float | jax.Array) -> jax.Array:
     """``argmin_x ½‖y − A x‖² + μ/2‖∇x‖²`` for measurements ``y`` of shape ``(..., h, w, C)``.
 
     Pure and jittable; ``mu > 0`` a scalar.
@@ -51,7 +57,7 @@ def tikhonov(op: CirculantOperator, y: jax.Array, mu: float | jax.Array) -> jax.
 
 
 def tune_mu(
-    op: CirculantOperator, y: jax.Array, gt: jax.Array, grid: Sequence[float] = MU_GRID
+    op: QuadraticSolvable, y: jax.Array, gt: jax.Array, grid: Sequence[float] = MU_GRID
 ) -> tuple[float, dict[float, float]]:
     """The ``μ`` of ``grid`` with the best mean PSNR of :func:`tikhonov` on ``(y, gt)``
     (a batch of training images and their measurements), and the mean PSNR of each."""

@@ -94,10 +94,12 @@ def kernel_from_spec(spec: str) -> np.ndarray | str:
 
 
 def named_operator(op: LinearOperator) -> str | None:
-    """The named task whose operator ``op`` is (same type, scale and kernel), or ``None``."""
+    """The named task whose operator ``op`` is (same type, scale, boundary and kernel), or
+    ``None``."""
     for name in tasks.task_names():
         other = build.build_operator(task_config(name))
-        if type(other) is type(op) and other.scale == op.scale:
+        same_boundary = getattr(other, "boundary", None) == getattr(op, "boundary", None)
+        if type(other) is type(op) and other.scale == op.scale and same_boundary:
             a, b = np.asarray(other.kernel), np.asarray(op.kernel)
             if a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-9):
                 return name

@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from suppa_jax.physics import Blur, LinearOperator, SuperResolution, gaussian_kernel
+from suppa_jax.physics import (
+    Blur,
+    LinearOperator,
+    PaddedBlur,
+    SuperResolution,
+    bicubic_kernel,
+    gaussian_kernel,
+)
 
 __all__ = [
     "NamedTask",
@@ -52,6 +59,8 @@ def measurement_fields(task: Any) -> dict[str, Any]:
         fields["bicubic_a"] = task.bicubic_a
     elif task.kernel == "gaussian":
         fields.update(blur_sigma=task.blur_sigma, blur_size=task.blur_size)
+    if task.boundary != "circular":  # absent from runs made before the field existed
+        fields["boundary"] = task.boundary
     return fields
 
 
@@ -62,6 +71,7 @@ class TaskKind:
     ``operator(task)`` builds it from a ``config.task`` section. ``kernels``: the accepted
     ``task.kernel`` values, the default first. ``scales``: the accepted ``task.scale`` values.
     ``defaults``: ``config.task`` fields its experiments set (besides kind, scale and kernel).
+    ``boundaries``: the accepted ``task.boundary`` values (:data:`suppa_jax.physics.BOUNDARIES`).
     """
 
     name: str
@@ -69,28 +79,47 @@ class TaskKind:
     kernels: tuple[str, ...]
     scales: tuple[int, ...] = (1,)
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    boundaries: tuple[str, ...] = ("circular",)
 
 
 @dataclasses.dataclass(frozen=True)
 class NamedTask:
-    """A kind at one scale with its experiment's measurement settings, and its Tikhonov
-    baseline's stored weight (``None``: not stored; evaluation then tunes it)."""
+    """A kind at one scale with its experiment's measurement settings (``settings``: the
+    ``config.task`` fields it sets beyond them), and its Tikhonov baseline's stored weight
+    (``None``: not stored; evaluation then tunes it)."""
 
     name: str
     kind: str
     scale: int
     tikhonov_mu: float | None = None
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _padded(task: Any, kernel: np.ndarray) -> LinearOperator:
+    """The blur of ``task`` with its non-circular ``boundary`` (a CG data step)."""
+    return PaddedBlur(
+        kernel,
+        task.boundary,
+        task.scale,
+        a=task.bicubic_a,
+        cg_tol=task.cg_tol,
+        cg_max_iters=task.cg_max_iters,
+    )
 
 
 def _sr_operator(task: Any) -> LinearOperator:
-    kernel = (
-        "bicubic" if task.kernel == "bicubic" else gaussian_kernel(task.blur_sigma, task.blur_size)
-    )
-    return SuperResolution(task.scale, kernel, a=task.bicubic_a)
+    if task.kernel == "bicubic":
+        kernel = bicubic_kernel(task.scale, task.bicubic_a)
+    else:
+        kernel = gaussian_kernel(task.blur_sigma, task.blur_size)
+    if task.boundary == "circular":
+        return SuperResolution(task.scale, kernel, a=task.bicubic_a)
+    return _padded(task, kernel)
 
 
 def _deblur_operator(task: Any) -> LinearOperator:
-    return Blur(gaussian_kernel(task.blur_sigma, task.blur_size))
+    kernel = gaussian_kernel(task.blur_sigma, task.blur_size)
+    return Blur(kernel) if task.boundary == "circular" else _padded(task, kernel)
 
 
 def _identity_operator(task: Any) -> LinearOperator:
@@ -158,8 +187,26 @@ def get_task(name: str) -> NamedTask:
 # then decimation; deblurring with the paper's Gaussian (σ 2, 11×11) and noise 0.01; the
 # identity, on which the prior is pre-trained as a denoiser (its noise level is the validation
 # level; training draws them from config.denoiser).
-register_kind(TaskKind("sr", _sr_operator, kernels=("bicubic", "gaussian"), scales=(2, 3, 4)))
-register_kind(TaskKind("deblur", _deblur_operator, ("gaussian",), defaults={"noise_sigma": 0.01}))
+# Non-circular boundaries (physics.PaddedBlur): "valid" for deblurring only, where a measurement
+# of any size has one image size behind it (with decimation, H − k + 1 would have to divide by s).
+register_kind(
+    TaskKind(
+        "sr",
+        _sr_operator,
+        kernels=("bicubic", "gaussian"),
+        scales=(2, 3, 4),
+        boundaries=("circular", "reflect", "zero"),
+    )
+)
+register_kind(
+    TaskKind(
+        "deblur",
+        _deblur_operator,
+        ("gaussian",),
+        defaults={"noise_sigma": 0.01},
+        boundaries=("circular", "valid", "reflect", "zero"),
+    )
+)
 register_kind(
     TaskKind(
         "denoise",
@@ -179,3 +226,8 @@ register_task(NamedTask("sr2", "sr", 2, tikhonov_mu=1e-4))
 register_task(NamedTask("sr3", "sr", 3, tikhonov_mu=1e-4))
 register_task(NamedTask("sr4", "sr", 4, tikhonov_mu=1e-4))
 register_task(NamedTask("deblur", "deblur", 1, tikhonov_mu=0.03162278))
+# The paper's deblurring as a camera records it: only the pixels the whole kernel covers
+# (physics.PaddedBlur, boundary "valid"; data steps by conjugate gradients).
+register_task(
+    NamedTask("deblur_valid", "deblur", 1, tikhonov_mu=0.03162278, settings={"boundary": "valid"})
+)

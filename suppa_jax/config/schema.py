@@ -49,6 +49,12 @@ def base() -> ConfigDict:
             "bicubic_a": -0.75,  # Keys' a: -0.75 PyTorch/OpenCV, -0.5 MATLAB (no antialiasing)
             "blur_sigma": 2.0,  # Gaussian kernel std (pixels) and side; the paper's 11×11
             "blur_size": 11,
+            # What the blur sees past the image's edge: "circular" (the paper; closed-form data
+            # step), or "valid" (deblur only), "reflect", "zero" (physics.PaddedBlur: data step
+            # by conjugate gradients to cg_tol, at most cg_max_iters iterations).
+            "boundary": "circular",
+            "cg_tol": 1e-5,
+            "cg_max_iters": 100,
             # Measurement noise std. For kind "denoise": the validation noise level (training
             # draws it from denoiser.sigma_min..sigma_max).
             "noise_sigma": 0.0,

@@ -107,6 +107,8 @@ _RULES: tuple[_Rule, ...] = (
     ("data.deadleaves_size", lambda v: v >= 0, "be >= 0 (0: the HR patch, patch·scale)"),
     ("data.seed", lambda v: v >= 0, "be >= 0"),
     ("data.worker_count", lambda v: v >= 0, "be >= 0"),
+    ("task.cg_tol", lambda v: v > 0, "be > 0"),
+    ("task.cg_max_iters", lambda v: v >= 1, "be >= 1"),
     ("data.read_threads", lambda v: v >= 1, "be >= 1"),
     ("data.max_eval_images", lambda v: v >= 0, "be >= 0 (0: all)"),
     ("data.eval_crop", lambda v: v >= 0, "be >= 0 (0: full images)"),
@@ -148,6 +150,9 @@ def _check_method_and_task(values: dict[str, Any]) -> None:
         raise _fail("task.scale", requirement, scale)
     if kernel not in task_kind.kernels:
         raise _fail("task.kernel", f"be one of {list(task_kind.kernels)} for kind {kind!r}", kernel)
+    if (boundary := values["task.boundary"]) not in task_kind.boundaries:
+        requirement = f"be one of {list(task_kind.boundaries)} for kind {kind!r}"
+        raise _fail("task.boundary", requirement, boundary)
     spec = methods.get(method)
     trains_on = spec.task_kinds or tuple(k for k in tasks.kinds() if k != "denoise")
     if kind not in trains_on:

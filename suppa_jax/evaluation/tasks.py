@@ -16,9 +16,11 @@ __all__ = ["check_task", "describe", "task_config", "task_label", "task_name"]
 
 def task_config(task: str) -> ml_collections.ConfigDict:
     """The ``config.task`` section of the named task ``task`` (:func:`suppa_jax.tasks.task_names`):
-    its kind's experiment at its scale."""
+    its kind's experiment at its scale, with the task's own settings."""
     named = tasks.get_task(task)
-    return config_lib.experiment(named.kind, scale=named.scale).task
+    section = config_lib.experiment(named.kind, scale=named.scale).task
+    section.update(dict(named.settings))
+    return section
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -4,6 +4,9 @@
   uses (forward, adjoint, data step, starting estimate).
 * :mod:`~suppa_jax.physics.circulant`: circular convolution then decimation, with exact
   closed-form data steps: :class:`Blur` and :class:`SuperResolution`.
+* :mod:`~suppa_jax.physics.matrix_free`: any linear ``A`` from its ``forward`` (adjoint by
+  transposition, data step by conjugate gradients with implicit gradients): :class:`MatrixFree`,
+  and :class:`PaddedBlur`, blur and decimation with a non-circular boundary.
 * :mod:`~suppa_jax.physics.kernels`: the Gaussian and bicubic kernels, bicubic upsampling.
 * :mod:`~suppa_jax.physics.measurement`: the noise and quantisation model (:func:`degrade`).
 
@@ -19,12 +22,22 @@ from suppa_jax.physics.kernels import (
     cubic_weight,
     gaussian_kernel,
 )
+from suppa_jax.physics.matrix_free import (
+    BOUNDARIES,
+    ConjugateGradientOperator,
+    MatrixFree,
+    PaddedBlur,
+)
 from suppa_jax.physics.measurement import degrade, degrade_batch
 
 __all__ = [
+    "BOUNDARIES",
     "Blur",
     "CirculantOperator",
+    "ConjugateGradientOperator",
     "LinearOperator",
+    "MatrixFree",
+    "PaddedBlur",
     "Spectra",
     "SuperResolution",
     "bicubic_kernel",
