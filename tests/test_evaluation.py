@@ -178,13 +178,27 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
 
     report = json.loads((out / "results.json").read_text())
     assert report["task"] == "sr2"
-    assert report["methods"] == ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "SUPPA"]
+    assert report["methods"] == [
+        "bicubic",
+        "Tikhonov",
+        "PnP-ADMM (pre-trained)",
+        "DPIR-HQS (pre-trained)",
+        "SUPPA",
+    ]
     assert report["settings"]["pnp"]["sigma"] == STORED_SIGMA["sr2"]  # the prior's own
+    assert report["settings"]["dpir"]["iterations"] == 24  # DPIR's count for SR
+    assert report["settings"]["dpir"]["noise_sigma"] == 0.0
     assert report["settings"]["model"]["step"] == 3
     (dataset,) = report["datasets"]
     assert dataset["images"] == 2
     rows = dataset["per_image"]
-    assert len(rows) == 8
+    assert len(rows) == 10
+    dpir_curve = dataset["psnr_per_iteration"]["DPIR-HQS (pre-trained)"]
+    assert len(dpir_curve) == 25  # z_0 .. z_24, a fixed schedule
+    assert dpir_curve[0] == pytest.approx(dataset["mean"]["bicubic"]["psnr_rgb"], abs=1e-4)
+    assert dpir_curve[-1] == pytest.approx(
+        dataset["mean"]["DPIR-HQS (pre-trained)"]["psnr_rgb"], abs=1e-4
+    )
     for method in ("PnP-ADMM (pre-trained)", "SUPPA"):
         curve = dataset["psnr_per_iteration"][method]
         assert len(curve) == 4  # x_0 .. x_3
@@ -224,7 +238,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
 
     names = {p.name for p in (out / "images" / folder.name).iterdir()}
     for index in range(2):
-        for suffix in ("gt", "y", "bicubic", "tikhonov", "pnp", "suppa"):
+        for suffix in ("gt", "y", "bicubic", "tikhonov", "pnp", "dpir", "suppa"):
             assert f"{index:03d}_img{index}_{suffix}.png" in names
     gt = Image.open(out / "images" / folder.name / "000_img0_gt.png")
     assert gt.size == (44, 36)  # cropped to a multiple of the scale, not resized
@@ -232,7 +246,7 @@ def test_evaluate_workdir_end_to_end(workdir, folder, tmp_path, capsys):
         assert (out / name).stat().st_size > 0
     csv_lines = (out / "results.csv").read_text().splitlines()
     assert csv_lines[0] == "dataset,image,method,psnr_rgb,psnr_y,ssim,iterations,drop"
-    assert len(csv_lines) == 1 + 8 + 4
+    assert len(csv_lines) == 1 + 10 + 5  # a row per image and method, then the means
     assert "| Method | Scale |" in (out / "results.md").read_text()
 
 
@@ -244,7 +258,7 @@ def test_params_file_checkpoint_is_pnp_on_several_datasets(params_file, folder, 
     argv = ["--checkpoint", str(params_file), "--task", "sr2", "--max_iters", "3"]
     assert evaluation.main([*argv, "--data", f"{folder},folder:{second}", "--out", str(out)]) == 0
     report = json.loads((out / "results.json").read_text())
-    assert report["methods"] == ["bicubic", "Tikhonov", "PnP-ADMM (tiny)"]
+    assert report["methods"] == ["bicubic", "Tikhonov", "DPIR-HQS (pre-trained)", "PnP-ADMM (tiny)"]
     assert [d["images"] for d in report["datasets"]] == [2, 1]
     first, other = report["datasets"]
     # The same image and seed index give the same measurement and restoration.

@@ -42,6 +42,7 @@ from suppa_jax.evaluation.report import (
 )
 from suppa_jax.evaluation.restorers import (
     Restorer,
+    dpir_restorer,
     initial_restorer,
     jitted_predict,
     method_restorer,
@@ -71,6 +72,7 @@ __all__ = [
     "Restorer",
     "centre_crops",
     "check_task",
+    "dpir_restorer",
     "evaluate",
     "format_tables",
     "image_metrics",

@@ -12,7 +12,12 @@ from suppa_jax import build, cli, tasks
 from suppa_jax.evaluation.checkpoints import load_model, load_prior, resolve_path
 from suppa_jax.evaluation.evaluator import Dataset, evaluate, parse_data
 from suppa_jax.evaluation.report import METRICS_NOTE, Report, format_tables, slug, write_report
-from suppa_jax.evaluation.restorers import initial_restorer, pnp_restorer, tikhonov_restorer
+from suppa_jax.evaluation.restorers import (
+    dpir_restorer,
+    initial_restorer,
+    pnp_restorer,
+    tikhonov_restorer,
+)
 from suppa_jax.evaluation.tuning import parse_pnp_sigma, resolve_pnp_sigma, resolve_tikhonov_mu
 from suppa_jax.tasks import measurement_fields
 
@@ -23,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = cli.parser(
         "evaluate.py",
         "Restore every image of one or more datasets with a trained model and the baselines "
-        "(bicubic / initial(y), Tikhonov, plug-and-play ADMM with the pre-trained denoiser); "
+        "(bicubic / initial(y), Tikhonov, plug-and-play ADMM and DPIR-HQS with the pre-trained "
+        "denoiser); "
         "report PSNR (RGB, no crop), PSNR-Y (border = scale), SSIM and iterations.",
     )
     parser.add_argument(
@@ -58,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         "--pretrained",
         help="the pre-trained denoiser of the PnP baseline (default: the run's config.model.init)",
     )
-    parser.add_argument("--no_pnp", action="store_true", help="leave out the PnP baseline")
+    parser.add_argument(
+        "--no_pnp",
+        action="store_true",
+        help="leave out the baselines with a pre-trained denoiser (PnP-ADMM, DPIR-HQS)",
+    )
     parser.add_argument(
         "--pnp_sigma",
         default="default",
@@ -117,13 +127,13 @@ def run(
                 f"{err} (give the PnP baseline's denoiser with --pretrained, or --no_pnp)"
             ) from err
     checkpoint_file = Path(args.checkpoint) if Path(args.checkpoint).is_file() else None
-    if pretrained is not None and not _same_file(pretrained, checkpoint_file):
-        prior = load_prior(pretrained)
-        if prior.model.channels != model.channels:
-            raise ValueError(
-                f"the PnP baseline's denoiser {pretrained} has {prior.model.channels} channel(s), "
-                f"the model {model.channels} (give another with --pretrained, or --no_pnp)"
-            )
+    prior = None if pretrained is None else load_prior(pretrained)
+    if prior is not None and prior.model.channels != model.channels:
+        raise ValueError(
+            f"the PnP baseline's denoiser {pretrained} has {prior.model.channels} channel(s), "
+            f"the model {model.channels} (give another with --pretrained, or --no_pnp)"
+        )
+    if prior is not None and not _same_file(pretrained, checkpoint_file):
         restorers.append(
             pnp_restorer(
                 prior.denoiser,
@@ -133,11 +143,20 @@ def run(
                 tol=args.tol,
             )
         )
+    # DPIR with the PnP baseline's denoiser, or with the params file being evaluated as PnP.
+    if prior is None and checkpoint_file is not None and not args.no_pnp:
+        prior = load_prior(checkpoint_file)
+    if prior is not None:
+        restorers.append(
+            dpir_restorer(prior.denoiser, op, noise_sigma=model.task_config.noise_sigma)
+        )
     restorers.append(model.restorer)
     name = f"{slug(Path(args.checkpoint).resolve().stem)}_{slug(model.task)}"
     out = Path(args.out) if args.out else Path("results") / "eval" / name
     out.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after an image
     pnp = [dict(r.info, denoiser=str(pretrained)) for r in restorers if r.slug == "pnp"]
+    dpir_denoiser = str(pretrained or checkpoint_file)
+    dpir = [dict(r.info, denoiser=dpir_denoiser) for r in restorers if r.slug == "dpir"]
     settings = {
         "checkpoint": str(args.checkpoint),
         "model": dict(model.info),
@@ -146,6 +165,7 @@ def run(
         "max_iters": args.max_iters,
         "tol": args.tol,
         "pnp": pnp[0] if pnp else None,
+        "dpir": dpir[0] if dpir else None,
         "metrics": METRICS_NOTE,
     }
     start = time.perf_counter()

@@ -3,7 +3,8 @@
 The starting estimate ``initial(y)`` (``bicubic`` upsampling for super-resolution, ``y`` itself
 for deblurring); the classical Tikhonov restoration with a gradient penalty
 (:func:`tikhonov_restorer`, ``μ`` stored per named task in :mod:`suppa_jax.tasks`); plug-and-play
-ADMM with a pre-trained, not fine-tuned, denoiser (:func:`pnp_restorer`); and a model trained by
+ADMM with a pre-trained, not fine-tuned, denoiser (:func:`pnp_restorer`); DPIR's plug-and-play
+half-quadratic splitting with the same denoiser (:func:`dpir_restorer`); and a model trained by
 ``train.py`` (:func:`method_restorer`), run as its method is used at test time
 (``Method.predict``: ADMM to convergence, at most ``max_iters = 50`` iterations, per-image
 tolerance ``tol = 1e-3``, the paper's stopping rule; ``K`` steps for explicit unrolling).
@@ -21,12 +22,14 @@ import ml_collections
 import numpy as np
 
 from suppa_jax import build, classical, methods
+from suppa_jax.models.base import as_denoiser
 from suppa_jax.physics.base import LinearOperator
-from suppa_jax.solvers import admm, pnp
+from suppa_jax.solvers import admm, hqs, pnp
 from suppa_jax.typing import Array, DenoiseFn
 
 __all__ = [
     "Restorer",
+    "dpir_restorer",
     "initial_restorer",
     "jitted_predict",
     "method_restorer",
@@ -98,6 +101,33 @@ def pnp_restorer(
         )
 
     info = {"sigma": sigma, "rho": rho, "max_iters": max_iters, "tol": tol}
+    return Restorer(label, slug, run, info=info)
+
+
+_dpir_solve = jax.jit(hqs.solve)
+
+
+def dpir_restorer(
+    denoiser: DenoiseFn,
+    op: LinearOperator,
+    *,
+    noise_sigma: float,
+    iterations: int | None = None,
+    lam: float = 0.23,
+    label: str = "DPIR-HQS (pre-trained)",
+    slug: str = "dpir",
+) -> Restorer:
+    """DPIR's plug-and-play HQS with a fixed ``denoiser`` (:mod:`suppa_jax.solvers.hqs`): its
+    schedule from 49/255 down to the measurements' ``noise_sigma``, ``ρ_k = λ·σ_n²/σ_k²``,
+    ``iterations`` by default DPIR's (8 for deblurring, 24 for super-resolution)."""
+    iterations = hqs.dpir_iterations(op) if iterations is None else iterations
+    schedule = hqs.dpir_schedule(noise_sigma, iterations, lam=lam)
+    denoiser = as_denoiser(denoiser)
+
+    def run(y: Array, gt: Array) -> admm.Solution:
+        return _dpir_solve(denoiser, op, y, schedule, gt)
+
+    info = {"noise_sigma": noise_sigma, "iterations": iterations, "lam": lam}
     return Restorer(label, slug, run, info=info)
 
 
