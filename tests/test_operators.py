@@ -382,3 +382,23 @@ def test_degrade_noise_and_quantisation(rng):
 def test_bad_input_raises(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_antialiased_bicubic_is_pillows_reduction_away_from_the_borders(scale, rng):
+    """Pillow's BICUBIC resize (a = −0.5, the cubic widened by the factor, normalised weights)
+    is MATLAB's imresize; ours is circular, Pillow's renormalises at the borders."""
+    from PIL import Image
+
+    x = rng.random((48, 48)).astype(np.float32)
+    size = 48 // scale
+    expected = np.asarray(
+        Image.fromarray(x, mode="F").resize((size, size), Image.Resampling.BICUBIC)
+    )
+    op = ops.SuperResolution(scale, ops.bicubic_kernel(scale, a=-0.5, antialias=True), a=-0.5)
+    got = np.asarray(op.forward(jnp.asarray(x)[..., None]))[..., 0]
+    margin = 3  # LR pixels whose taps reach the border (2s HR pixels) or wrap around
+    np.testing.assert_allclose(
+        got[margin:-margin, margin:-margin], expected[margin:-margin, margin:-margin], atol=1e-5
+    )
+    assert ops.bicubic_kernel(scale, -0.5, antialias=True).sum() == pytest.approx(1.0)

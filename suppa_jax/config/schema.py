@@ -45,7 +45,9 @@ def base() -> ConfigDict:
         {
             "kind": "sr",  # sr | deblur | denoise
             "scale": 2,  # 2, 3, 4 for sr; 1 otherwise
-            "kernel": "bicubic",  # sr: bicubic (or gaussian); deblur: gaussian; denoise: identity
+            # sr: bicubic (no antialiasing, the paper), gaussian, or bicubic_antialias (MATLAB's
+            # imresize with bicubic_a = -0.5); deblur: gaussian; denoise: identity
+            "kernel": "bicubic",
             "bicubic_a": -0.75,  # Keys' a: -0.75 PyTorch/OpenCV, -0.5 MATLAB (no antialiasing)
             "blur_sigma": 2.0,  # Gaussian kernel std (pixels) and side; the paper's 11×11
             "blur_size": 11,

@@ -53,8 +53,8 @@ def cubic_weight(distance: np.ndarray, a: float = -0.75) -> np.ndarray:
     return np.where(t <= 1, inner, np.where(t < 2, outer, 0.0))
 
 
-def bicubic_kernel(scale: int, a: float = -0.75) -> np.ndarray:
-    """The point-spread function of bicubic downsampling by ``scale``, without antialiasing.
+def bicubic_kernel(scale: int, a: float = -0.75, antialias: bool = False) -> np.ndarray:
+    """The point-spread function of bicubic downsampling by ``scale``.
 
     LR pixel ``i`` is the cubic interpolant at HR coordinate ``s·i + δ`` with ``δ = (s − 1)/2``
     (``align_corners=False``). Written as ``(k ⊛ x)[s·i]`` with the centred-kernel convention of
@@ -62,12 +62,22 @@ def bicubic_kernel(scale: int, a: float = -0.75) -> np.ndarray:
     ``j = c − d``. The kernel is the smallest odd square that holds every non-zero tap:
     5×5 for ×2 (taps ``2i−1..2i+2``: −0.09375, 0.59375, 0.59375, −0.09375 for ``a = −0.75``),
     5×5 for ×3 (a single 1 at ``3i+1``), 7×7 for ×4 (taps ``4i..4i+3``). Float64 NumPy array.
+
+    ``antialias=True``: the cubic widened by the scale, ``W_a((d − δ)/s)/s`` over
+    ``|d − δ| < 2s``, then normalised to sum 1: MATLAB's ``imresize(x, 1/s, "bicubic")`` (with
+    ``a = −0.5``) and Pillow's ``BICUBIC`` reduction, the degradation of the published SR tables
+    (9×9 for ×2, 13×13 for ×3, 19×19 for ×4).
     """
     check_scale(scale, minimum=1)
     delta = (scale - 1) / 2
-    radius = max(math.ceil(delta + 2) - 1, -(math.floor(delta - 2) + 1))
+    reach = 2 * scale if antialias else 2
+    radius = max(math.ceil(delta + reach) - 1, -(math.floor(delta - reach) + 1))
     offsets = radius - np.arange(2 * radius + 1)  # d = c − j
-    taps = cubic_weight(offsets - delta, a)
+    if antialias:
+        taps = cubic_weight((offsets - delta) / scale, a) / scale
+        taps = taps / taps.sum()
+    else:
+        taps = cubic_weight(offsets - delta, a)
     return np.outer(taps, taps)
 
 
