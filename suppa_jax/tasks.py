@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from suppa_jax.physics import (
+    PATTERNS,
     Blur,
     LinearOperator,
+    Mosaic,
     PaddedBlur,
     SuperResolution,
     bicubic_kernel,
@@ -123,6 +125,10 @@ def _deblur_operator(task: Any) -> LinearOperator:
     return Blur(kernel) if task.boundary == "circular" else _padded(task, kernel)
 
 
+def _mosaic_operator(task: Any) -> LinearOperator:
+    return Mosaic(task.kernel, cg_tol=task.cg_tol, cg_max_iters=task.cg_max_iters)
+
+
 def _identity_operator(task: Any) -> LinearOperator:
     del task
     return Blur(np.ones((1, 1)))
@@ -208,6 +214,8 @@ register_kind(
         boundaries=("circular", "valid", "reflect", "zero"),
     )
 )
+# Bayer demosaicing; task.kernel is the pattern (physics.PATTERNS), noise-free by default.
+register_kind(TaskKind("demosaic", _mosaic_operator, kernels=PATTERNS))
 register_kind(
     TaskKind(
         "denoise",
@@ -235,6 +243,9 @@ register_task(NamedTask("sr2_imresize", "sr", 2, tikhonov_mu=0.00316228, setting
 register_task(NamedTask("sr3_imresize", "sr", 3, tikhonov_mu=0.001, settings=IMRESIZE))
 register_task(NamedTask("sr4_imresize", "sr", 4, tikhonov_mu=0.001, settings=IMRESIZE))
 register_task(NamedTask("deblur", "deblur", 1, tikhonov_mu=0.03162278))
+# demosaic: the best μ is the grid's smallest (33.65 dB on the training crops, and still rising as
+# μ falls): with every sensed value kept and no noise, the least smoothing does best.
+register_task(NamedTask("demosaic", "demosaic", 1, tikhonov_mu=1e-4))
 # The paper's deblurring as a camera records it: only the pixels the whole kernel covers
 # (physics.PaddedBlur, boundary "valid"; data steps by conjugate gradients).
 register_task(

@@ -7,6 +7,8 @@
 * :mod:`~suppa_jax.physics.matrix_free`: any linear ``A`` from its ``forward`` (adjoint by
   transposition, data step by conjugate gradients with implicit gradients): :class:`MatrixFree`,
   and :class:`PaddedBlur`, blur and decimation with a non-circular boundary.
+* :mod:`~suppa_jax.physics.mosaic`: Bayer demosaicing, :class:`Mosaic` (a diagonal projection,
+  exact data step, bilinear start).
 * :mod:`~suppa_jax.physics.kernels`: the Gaussian and bicubic kernels, bicubic upsampling.
 * :mod:`~suppa_jax.physics.measurement`: the noise and quantisation model (:func:`degrade`).
 
@@ -29,17 +31,21 @@ from suppa_jax.physics.matrix_free import (
     PaddedBlur,
 )
 from suppa_jax.physics.measurement import degrade, degrade_batch
+from suppa_jax.physics.mosaic import PATTERNS, Mosaic, bayer_mask
 
 __all__ = [
     "BOUNDARIES",
+    "PATTERNS",
     "Blur",
     "CirculantOperator",
     "ConjugateGradientOperator",
     "LinearOperator",
     "MatrixFree",
+    "Mosaic",
     "PaddedBlur",
     "Spectra",
     "SuperResolution",
+    "bayer_mask",
     "bicubic_kernel",
     "bicubic_upsample",
     "cubic_weight",
