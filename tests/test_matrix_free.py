@@ -264,3 +264,10 @@ def test_a_valid_boundary_deblurring_run_trains_and_evaluates(init_file, tmp_pat
     # The measured 28×28 centre of a 32×32 crop, edge-padded, against a real deconvolution.
     assert means["Tikhonov"]["psnr_rgb"] > means["initial(y)"]["psnr_rgb"]
     assert all(np.isfinite(row["psnr_rgb"]) for row in means.values())
+
+
+def test_prepare_computes_the_padded_grids_spectrum_once():
+    op = physics.PaddedBlur(_random_kernel((3, 5), 1), "reflect").prepare((HEIGHT, WIDTH))
+    assert op.blur.spectra.otf.shape == (HEIGHT + 2, WIDTH + 4)  # padded by the kernel's reach
+    assert op.prepare((HEIGHT, WIDTH)) is op
+    assert op.prepare((HEIGHT + 2, WIDTH)).blur.spectra.otf.shape == (HEIGHT + 4, WIDTH + 4)

@@ -310,11 +310,14 @@ class PaddedBlur(ConjugateGradientOperator):
 
     def prepare(self, image_shape: tuple[int, int]) -> Self:
         """This operator with the kernel spectrum of its periodic grid computed for ``(H, W)``
-        images, so that the CG iterations do not recompute it."""
+        images, so that the CG iterations do not recompute it (an operator already prepared for
+        that size is returned as it is)."""
+        grid = self._grid(*image_shape)
+        spectra = self.blur.spectra
+        if spectra is not None and spectra.otf.shape[-2:] == grid:
+            return self
         _, aux = self.tree_flatten()
-        return type(self).tree_unflatten(
-            aux, (self.kernel, self.blur.prepare(self._grid(*image_shape)))
-        )
+        return type(self).tree_unflatten(aux, (self.kernel, self.blur.prepare(grid)))
 
     def forward(self, x: ArrayLike) -> Array:
         """``(..., H, W, C) → (..., h, w, C)``; ``h = H/s``, or ``(H − kh + 1)/s`` for
