@@ -47,6 +47,10 @@ __all__ = [
 ]
 
 
+#: The ``task.kernel`` names of bicubic downsampling (``task.bicubic_a`` is theirs).
+_BICUBIC_KERNELS = ("bicubic", "bicubic_antialias")
+
+
 def measurement_fields(task: Any) -> dict[str, Any]:
     """The fields of a ``config.task`` section that define its measurements: kind, scale,
     kernel, noise and quantisation, and the kernel's own parameters only."""
@@ -57,7 +61,7 @@ def measurement_fields(task: Any) -> dict[str, Any]:
         "noise_sigma": task.noise_sigma,
         "quantize": task.quantize,
     }
-    if task.kernel in ("bicubic", "bicubic_antialias"):
+    if task.kernel in _BICUBIC_KERNELS:
         fields["bicubic_a"] = task.bicubic_a
     elif task.kernel == "gaussian":
         fields.update(blur_sigma=task.blur_sigma, blur_size=task.blur_size)
@@ -110,7 +114,7 @@ def _padded(task: Any, kernel: np.ndarray) -> LinearOperator:
 
 
 def _sr_operator(task: Any) -> LinearOperator:
-    if task.kernel in ("bicubic", "bicubic_antialias"):
+    if task.kernel in _BICUBIC_KERNELS:
         antialias = task.kernel == "bicubic_antialias"
         kernel = bicubic_kernel(task.scale, task.bicubic_a, antialias=antialias)
     else:
