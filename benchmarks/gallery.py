@@ -45,7 +45,7 @@ def gallery(task: str, crops: data.ArraySource, out: Path) -> evaluation.Dataset
     prior = evaluation.load_prior(PRIOR)
     restorers = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, evaluation.resolve_tikhonov_mu(model.task_config)),
+        evaluation.tikhonov_restorer(evaluation.resolve_tikhonov_mu(model.task_config)),
         evaluation.pnp_restorer(prior.denoiser, op, sigma=prior.pnp_sigma[task]),
         model.restorer,
     ]

@@ -130,7 +130,7 @@ def evaluate_task(
     pnp_sigma = evaluation.resolve_pnp_sigma("default", pretrained, first.task_config, log=None)
     restorers = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
+        evaluation.tikhonov_restorer(tasks.get_task(task).tikhonov_mu),
         evaluation.pnp_restorer(pretrained.denoiser, op, sigma=pnp_sigma),
         *(model.restorer for model in models.values()),
     ]

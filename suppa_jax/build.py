@@ -17,14 +17,35 @@ from suppa_jax import methods, tasks
 from suppa_jax.models import base, registry, weights
 from suppa_jax.paths import resolve_path
 from suppa_jax.physics.base import LinearOperator
+from suppa_jax.physics.families import OperatorFamily, as_family
 from suppa_jax.typing import Params
 
-__all__ = ["build_method", "build_model", "build_operator", "initial_params", "method_settings"]
+__all__ = [
+    "build_method",
+    "build_model",
+    "build_operator",
+    "build_physics",
+    "initial_params",
+    "method_settings",
+]
+
+
+def build_physics(task: ml_collections.ConfigDict) -> OperatorFamily:
+    """The forward models of a ``config.task`` section (its kind's factory in the task
+    registry), as a family: :class:`~suppa_jax.physics.Fixed` for one operator."""
+    return as_family(tasks.get_kind(task.kind).physics(task))
 
 
 def build_operator(task: ml_collections.ConfigDict) -> LinearOperator:
-    """The forward model of a ``config.task`` section (its kind's factory in the task registry)."""
-    return tasks.get_kind(task.kind).operator(task)
+    """The forward model of a ``config.task`` section with one operator; a ``ValueError`` for
+    kernels drawn per example (use :func:`build_physics`)."""
+    physics = build_physics(task)
+    if physics.fixed is None:
+        raise ValueError(
+            f"task.kernel {task.kernel!r} draws an operator per example ({physics!r}): "
+            "there is no single operator (build_physics)"
+        )
+    return physics.fixed
 
 
 def build_model(config: ml_collections.ConfigDict) -> nn.Module:
@@ -42,9 +63,10 @@ def method_settings(config: ml_collections.ConfigDict) -> dict:
 
 
 def build_method(
-    config: ml_collections.ConfigDict, model: nn.Module, op: LinearOperator
+    config: ml_collections.ConfigDict, model: nn.Module, op: LinearOperator | None
 ) -> methods.Method:
-    """``config.method`` around ``model`` (in ``config.model.compute_dtype``) and ``op``."""
+    """``config.method`` around ``model`` (in ``config.model.compute_dtype``) and ``op``
+    (``None``: the operator comes with each batch, and is given to ``predict``)."""
     apply = base.with_compute_dtype(base.FlaxApply(model), config.model.compute_dtype)
     return methods.make(config.method, apply, op, **method_settings(config))
 

@@ -50,11 +50,11 @@ MODELS: dict[str, tuple[str, ...]] = {
 def restorers(task: str) -> list[evaluation.Restorer]:
     """The rows of ``task``: the starting estimate, PnP-ADMM with :data:`DENOISER`, and the
     models of :data:`MODELS`."""
-    op = build.build_operator(evaluation.task_config(task))
+    op = build.build_physics(evaluation.task_config(task))
     prior = evaluation.load_prior(DENOISER)
     rows = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, tasks.get_task(task).tikhonov_mu),
+        evaluation.tikhonov_restorer(tasks.get_task(task).tikhonov_mu),
         evaluation.pnp_restorer(prior.denoiser, op, sigma=prior.pnp_sigma[task]),
     ]
     for checkpoint in MODELS.get(task, ()):
@@ -77,7 +77,7 @@ def run_task(task: str, out: Path) -> evaluation.Report:
         "metrics": evaluation.METRICS_NOTE,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    scale = build.build_operator(task_cfg).scale
+    scale = build.build_physics(task_cfg).scale
     report = evaluation.Report(task, scale, [r.label for r in rows], results, settings)
     evaluation.write_report(report, out)
     return report

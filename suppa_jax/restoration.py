@@ -97,9 +97,11 @@ def named_operator(op: LinearOperator) -> str | None:
     """The named task whose operator ``op`` is (same type, scale, boundary and kernel), or
     ``None``."""
     for name in tasks.task_names():
-        other = build.build_operator(task_config(name))
+        other = build.build_physics(task_config(name)).fixed  # None: one operator per image
         same_boundary = getattr(other, "boundary", None) == getattr(op, "boundary", None)
         if type(other) is type(op) and other.scale == op.scale and same_boundary:
+            if not hasattr(op, "kernel"):
+                return name if repr(other) == repr(op) else None
             a, b = np.asarray(other.kernel), np.asarray(op.kernel)
             if a.shape == b.shape and np.allclose(a, b, rtol=0, atol=1e-9):
                 return name
@@ -138,7 +140,7 @@ def _workdir_model(
     return Model(
         lambda y, op, trace: predict(best.trainable, y, op, trace),
         network.channels,
-        build.build_operator(config.task),
+        build.build_physics(config.task).fixed,  # None when trained over a family
         config.task.noise_sigma,
         info | {"task": task_label(config.task)},
     )
@@ -204,7 +206,10 @@ def restore(
     mean), colour through a gray model channel by channel. The result has ``y``'s channels."""
     if op is None:
         if model.trained_op is None:
-            raise ValueError("a denoiser needs an operator: give op (or --task/--scale/--kernel)")
+            raise ValueError(
+                "a denoiser, or a model trained over a family of operators, needs an operator: "
+                "give op (or --task/--scale/--kernel)"
+            )
         op = model.trained_op
     y = jnp.asarray(y, jnp.float32)
     single = y.ndim == 3
@@ -323,7 +328,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
         log=log,
     )
     if op is None and model.trained_op is None:
-        raise ValueError(f"--model {args.model} is a denoiser: give --task or --scale/--kernel")
+        raise ValueError(
+            f"--model {args.model} is a denoiser or was trained over a family of operators: "
+            "give --task or --scale/--kernel"
+        )
     if (
         op is not None
         and model.trained_op is not None

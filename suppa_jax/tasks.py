@@ -1,8 +1,10 @@
 """The task registry: every forward model the configs can name, and the named evaluation tasks.
 
-A *task kind* (``config.task.kind``: ``"sr"``, ``"deblur"``, ``"denoise"``) is an operator
-factory from the ``config.task`` section, the kernels and scales it accepts, the defaults its
-experiments start from, and the fields that define its measurements. A *named task*
+A *task kind* (``config.task.kind``: ``"sr"``, ``"deblur"``, ``"demosaic"``, ``"inpaint"``,
+``"denoise"``) is a factory of the task's physics from the ``config.task`` section (one operator,
+or an :class:`~suppa_jax.physics.OperatorFamily` that draws one per example: the *random*
+kernels), the kernels and scales it accepts, the defaults its experiments start from, and the
+fields that define its measurements. A *named task*
 (``"sr2"``, ``"sr3"``, ``"sr4"``, ``"deblur"``: what ``evaluate.py --task`` accepts) is a kind at
 one scale with the paper's measurement settings, plus the stored weight ``μ`` of its Tikhonov
 baseline, tuned on *training* images. (Plug-and-play's denoiser ``σ`` belongs to a denoiser, not
@@ -22,10 +24,14 @@ from typing import Any
 import numpy as np
 
 from suppa_jax.physics import (
+    BLUR_KINDS,
     PATTERNS,
     Blur,
+    BlurFamily,
     LinearOperator,
+    MaskFamily,
     Mosaic,
+    OperatorFamily,
     PaddedBlur,
     SuperResolution,
     bicubic_kernel,
@@ -49,6 +55,12 @@ __all__ = [
 
 #: The ``task.kernel`` names of bicubic downsampling (``task.bicubic_a`` is theirs).
 _BICUBIC_KERNELS = ("bicubic", "bicubic_antialias")
+#: The random blur kernels of deblurring: ``task.kernel`` → the kinds of ``BlurFamily`` drawn.
+_RANDOM_BLURS = {
+    "random": BLUR_KINDS,
+    "random_gaussian": ("gaussian", "anisotropic"),
+    "random_motion": ("motion",),
+}
 
 
 def measurement_fields(task: Any) -> dict[str, Any]:
@@ -65,8 +77,21 @@ def measurement_fields(task: Any) -> dict[str, Any]:
         fields["bicubic_a"] = task.bicubic_a
     elif task.kernel == "gaussian":
         fields.update(blur_sigma=task.blur_sigma, blur_size=task.blur_size)
-    if task.boundary != "circular":  # absent from runs made before the field existed
+    elif task.kernel in _RANDOM_BLURS:
+        fields["blur_size"] = task.blur_size
+        if task.kernel != "random_motion":
+            fields["blur_sigma_range"] = tuple(task.blur_sigma_range)
+        if task.kernel != "random_gaussian":
+            fields["motion_length_range"] = tuple(task.motion_length_range)
+    elif task.kernel == "pixels":
+        fields["mask_rate"] = task.mask_rate
+    elif task.kernel == "boxes":
+        fields.update(mask_boxes=task.mask_boxes, mask_box_size=task.mask_box_size)
+    # Absent from runs made before the fields existed:
+    if task.boundary != "circular":
         fields["boundary"] = task.boundary
+    if task.noise_sigma_max > task.noise_sigma:
+        fields["noise_sigma_max"] = task.noise_sigma_max
     return fields
 
 
@@ -74,18 +99,22 @@ def measurement_fields(task: Any) -> dict[str, Any]:
 class TaskKind:
     """A forward model as the configs name it.
 
-    ``operator(task)`` builds it from a ``config.task`` section. ``kernels``: the accepted
-    ``task.kernel`` values, the default first. ``scales``: the accepted ``task.scale`` values.
-    ``defaults``: ``config.task`` fields its experiments set (besides kind, scale and kernel).
-    ``boundaries``: the accepted ``task.boundary`` values (:data:`suppa_jax.physics.BOUNDARIES`).
+    ``physics(task)`` builds it from a ``config.task`` section: a
+    :class:`~suppa_jax.physics.LinearOperator`, or for the kernels of ``random_kernels`` an
+    :class:`~suppa_jax.physics.OperatorFamily` (an operator per example). ``kernels``: the
+    accepted ``task.kernel`` values, the default first. ``scales``: the accepted ``task.scale``
+    values. ``defaults``: ``config.task`` fields its experiments set (besides kind, scale and
+    kernel). ``boundaries``: the accepted ``task.boundary`` values
+    (:data:`suppa_jax.physics.BOUNDARIES`; random kernels are circular).
     """
 
     name: str
-    operator: Callable[[Any], LinearOperator]
+    physics: Callable[[Any], LinearOperator | OperatorFamily]
     kernels: tuple[str, ...]
     scales: tuple[int, ...] = (1,)
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     boundaries: tuple[str, ...] = ("circular",)
+    random_kernels: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +153,22 @@ def _sr_operator(task: Any) -> LinearOperator:
     return _padded(task, kernel)
 
 
-def _deblur_operator(task: Any) -> LinearOperator:
+def _deblur_operator(task: Any) -> LinearOperator | OperatorFamily:
+    if task.kernel in _RANDOM_BLURS:
+        return BlurFamily(
+            _RANDOM_BLURS[task.kernel],
+            sigma_range=tuple(task.blur_sigma_range),
+            length_range=tuple(task.motion_length_range),
+            size=task.blur_size,
+        )
     kernel = gaussian_kernel(task.blur_sigma, task.blur_size)
     return Blur(kernel) if task.boundary == "circular" else _padded(task, kernel)
+
+
+def _inpaint_masks(task: Any) -> OperatorFamily:
+    return MaskFamily(
+        task.kernel, rate=task.mask_rate, boxes=task.mask_boxes, box_size=task.mask_box_size
+    )
 
 
 def _mosaic_operator(task: Any) -> LinearOperator:
@@ -213,13 +255,18 @@ register_kind(
     TaskKind(
         "deblur",
         _deblur_operator,
-        ("gaussian",),
+        ("gaussian", *_RANDOM_BLURS),
         defaults={"noise_sigma": 0.01},
         boundaries=("circular", "valid", "reflect", "zero"),
+        random_kernels=tuple(_RANDOM_BLURS),
     )
 )
 # Bayer demosaicing; task.kernel is the pattern (physics.PATTERNS), noise-free by default.
 register_kind(TaskKind("demosaic", _mosaic_operator, kernels=PATTERNS))
+# Inpainting with a mask per example (physics.MaskFamily): task.kernel is the mask's kind.
+register_kind(
+    TaskKind("inpaint", _inpaint_masks, ("pixels", "boxes"), random_kernels=("pixels", "boxes"))
+)
 register_kind(
     TaskKind(
         "denoise",

@@ -50,10 +50,13 @@ class ExampleBatch(TypedDict):
 
 class Batch(TypedDict):
     """A measured batch, as a method's loss sees it: ``y`` ``(B, h, w, C)`` and ``gt``
-    ``(B, H, W, C)``."""
+    ``(B, H, W, C)``; ``op``, when present, is the operator of these measurements (a
+    :class:`suppa_jax.physics.LinearOperator`, batched when drawn per example), used instead of
+    the one the method was built with."""
 
     y: Array
     gt: Array
+    op: NotRequired[Any]
 
 
 class Trainable(TypedDict):

@@ -190,7 +190,7 @@ INVALID = [
     ({"method": "sgd"}, "sr_x2.py", r"config\.method must be one of .*'jfb'.*, got 'sgd'"),
     ({"method": "denoiser"}, "sr_x2.py", r"config\.method 'denoiser' does not fit .*'sr'"),
     ({"method": "suppa"}, "denoiser.py", r"config\.method 'suppa' does not fit .*'denoise'"),
-    ({"task.kind": "inpaint"}, "sr_x2.py", r"config\.task\.kind must be one of"),
+    ({"task.kind": "dehaze"}, "sr_x2.py", r"config\.task\.kind must be one of"),
     ({"task.scale": 5}, "sr_x2.py", r"config\.task\.scale must be one of \[2, 3, 4\].*got 5"),
     ({"task.scale": 1}, "sr_x2.py", r"config\.task\.scale must be one of \[2, 3, 4\]"),
     ({"task.scale": 2}, "deblur_gaussian.py", r"config\.task\.scale must be 1 for kind 'deblur'"),
@@ -350,9 +350,9 @@ def test_methods_are_the_training_methods_and_the_denoiser():
         (lambda: cfg.experiment("sr", scale=5), "scale must be one of"),
         (lambda: cfg.experiment("sr"), "scale must be one of"),
         (lambda: cfg.experiment("deblur", scale=2), r"one of \[1\] for kind 'deblur'"),
-        (lambda: cfg.experiment("inpaint"), "unknown task kind"),
+        (lambda: cfg.experiment("dehaze"), "unknown task kind"),
         (lambda: cfg.experiment("denoise"), "use denoiser()"),
-        (lambda: cfg.cpu_overrides("inpaint"), "unknown task kind"),
+        (lambda: cfg.cpu_overrides("dehaze"), "unknown task kind"),
     ],
 )
 def test_builders_reject_bad_arguments(call, message):

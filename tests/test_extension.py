@@ -61,19 +61,19 @@ def one_step(apply, op, *, rho: float, sigma: float) -> methods.Method:
     def init(denoiser):
         return {"denoiser": denoiser, "sigma": base.scalar(sigma)}
 
-    def run(trainable, y):
-        A = base.prepared(op, y)
+    def run(trainable, batch):
+        A, y = base.prepared(op, batch), batch["y"]
         f = base.admm_iteration(apply, A, y, trainable["denoiser"], rho, trainable["sigma"])
         return f(admm.init(A, y)).x
 
     def loss(trainable, batch, key):
         del key
-        estimate = run(trainable, batch["y"])
+        estimate = run(trainable, batch)
         value = base.mse(estimate, batch["gt"])
         return value, base.step_metrics(value, estimate, batch["gt"], 1, trainable)
 
-    def predict(trainable, y, reference=None):
-        x = run(trainable, y)
+    def predict(trainable, y, reference=None, trace=False, op=None):
+        x = run(trainable, {"y": y} if op is None else {"y": y, "op": op})
         return admm.Solution(x, jnp.ones(y.shape[:-3], jnp.int32))
 
     return methods.Method("one_step", init, loss, predict)

@@ -254,7 +254,7 @@ def test_a_valid_boundary_deblurring_run_trains_and_evaluates(init_file, tmp_pat
     model = evaluation.load_model(str(tmp_path), None)
     rows = [
         evaluation.initial_restorer(op),
-        evaluation.tikhonov_restorer(op, 0.03),
+        evaluation.tikhonov_restorer(0.03),
         model.restorer,
     ]
     dataset = evaluation.parse_data("samples", "validation")

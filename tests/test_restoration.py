@@ -170,7 +170,9 @@ def test_restore_errors_are_one_line(tiny_prior, tmp_path, capsys):
         assert len(message.splitlines()) == 1
         return message
 
-    assert "is a denoiser: give --task" in error("--model", str(tiny_prior))
+    assert "is a denoiser or was trained over a family of operators: give --task" in error(
+        "--model", str(tiny_prior)
+    )
     assert "not both" in error("--model", str(tiny_prior), "--task", "sr2", "--scale", "2")
     assert "needs --scale >= 2" in error("--model", str(tiny_prior), "--kernel", "bicubic")
     assert "--sigma must be in (0, 1]" in error(

@@ -191,8 +191,8 @@ from suppa_jax import build, config as config_lib, data, training
 from suppa_jax.training import loop
 
 config = config_lib.apply_overrides(config_lib.experiment("sr", scale=2, cpu=True), OVERRIDES)
-op, model = build.build_operator(config.task), build.build_model(config)
-method = build.build_method(config, model, op)
+physics, model = build.build_physics(config.task), build.build_model(config)
+method = build.build_method(config, model, physics.fixed)
 optimizer = training.make_optimizer(lr=1e-3, scalar_lr=0.1)
 params = jax.device_get(build.initial_params(config, model))  # host copy: the step donates
 batch = next(iter(data.build_train_dataset(
@@ -201,7 +201,7 @@ results = {}
 for devices in (jax.devices()[:1], jax.devices()):
     mesh = Mesh(np.array(devices), ("data",))
     state = training.init_state(method, optimizer, params)
-    step = loop._sharded_step(method, optimizer, op, config.task, mesh)
+    step = loop._sharded_step(method, optimizer, physics, config.task, mesh)
     state, metrics = step(state, loop._global_batch(mesh, batch))
     results[len(devices)] = (jax.device_get(state.trainable), jax.device_get(metrics))
 (p1, m1), (p4, m4) = results[1], results[4]

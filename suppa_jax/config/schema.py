@@ -43,14 +43,27 @@ def base() -> ConfigDict:
     config.method = "suppa"
     config.task = ConfigDict(
         {
-            "kind": "sr",  # sr | deblur | denoise
+            "kind": "sr",  # sr | deblur | demosaic | inpaint | denoise
             "scale": 2,  # 2, 3, 4 for sr; 1 otherwise
             # sr: bicubic (no antialiasing, the paper), gaussian, or bicubic_antialias (MATLAB's
-            # imresize with bicubic_a = -0.5); deblur: gaussian; denoise: identity
+            # imresize with bicubic_a = -0.5); deblur: gaussian, or a kernel drawn per example
+            # (physics.BlurFamily, blur_size × blur_size): random (Gaussian, anisotropic and
+            # motion kernels), random_gaussian (the first two), random_motion; demosaic: the
+            # Bayer pattern (rggb, grbg, gbrg, bggr); inpaint: the mask drawn per example,
+            # pixels or boxes (physics.MaskFamily); denoise: identity
             "kernel": "bicubic",
             "bicubic_a": -0.75,  # Keys' a: -0.75 PyTorch/OpenCV, -0.5 MATLAB (no antialiasing)
             "blur_sigma": 2.0,  # Gaussian kernel std (pixels) and side; the paper's 11×11
             "blur_size": 11,
+            # Random kernels: the Gaussians' std range, the motion trajectories' length range
+            # (pixels).
+            "blur_sigma_range": (0.5, 3.0),
+            "motion_length_range": (5.0, 15.0),
+            # Inpainting masks: the fraction of missing pixels (pixels); the number of missing
+            # rectangles and their largest side, as a fraction of the image's (boxes).
+            "mask_rate": 0.5,
+            "mask_boxes": 3,
+            "mask_box_size": 0.25,
             # What the blur sees past the image's edge: "circular" (the paper; closed-form data
             # step), or "valid" (deblur only), "reflect", "zero" (physics.PaddedBlur: data step
             # by conjugate gradients to cg_tol, at most cg_max_iters iterations).
@@ -60,6 +73,9 @@ def base() -> ConfigDict:
             # Measurement noise std. For kind "denoise": the validation noise level (training
             # draws it from denoiser.sigma_min..sigma_max).
             "noise_sigma": 0.0,
+            # > noise_sigma: training draws each example's noise level uniformly from
+            # [noise_sigma, noise_sigma_max] (validation and evaluation use noise_sigma); 0: off.
+            "noise_sigma_max": 0.0,
             "quantize": True,  # 8-bit measurements, as the paper's saved PNGs
         }
     )

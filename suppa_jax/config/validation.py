@@ -76,6 +76,20 @@ _RULES: tuple[_Rule, ...] = (
     ("task.blur_sigma", lambda v: v > 0, "be > 0"),
     ("task.blur_size", lambda v: v >= 1, "be >= 1"),
     ("task.noise_sigma", lambda v: 0 <= v <= 1, f"be in [0, 1] {_NOISE_SCALE}"),
+    ("task.noise_sigma_max", lambda v: 0 <= v <= 1, f"be in [0, 1] {_NOISE_SCALE}"),
+    (
+        "task.blur_sigma_range",
+        lambda v: len(v) == 2 and 0 < v[0] <= v[1],
+        "be (low, high) with 0 < low <= high",
+    ),
+    (
+        "task.motion_length_range",
+        lambda v: len(v) == 2 and 0 < v[0] <= v[1],
+        "be (low, high) with 0 < low <= high",
+    ),
+    ("task.mask_rate", lambda v: 0 <= v < 1, "be in [0, 1) (the fraction of missing pixels)"),
+    ("task.mask_boxes", lambda v: v >= 1, "be >= 1"),
+    ("task.mask_box_size", lambda v: 0 < v < 1, "be in (0, 1) (of the image's side)"),
     ("admm.rho", lambda v: v > 0, "be > 0"),
     ("admm.sigma", lambda v: 0 < v <= 1, f"be in (0, 1] {_NOISE_SCALE}"),
     ("admm.max_iters", lambda v: v >= 1, "be >= 1"),
@@ -153,6 +167,12 @@ def _check_method_and_task(values: dict[str, Any]) -> None:
     if (boundary := values["task.boundary"]) not in task_kind.boundaries:
         requirement = f"be one of {list(task_kind.boundaries)} for kind {kind!r}"
         raise _fail("task.boundary", requirement, boundary)
+    if kernel in task_kind.random_kernels and boundary != "circular":
+        requirement = f"be 'circular' with the kernel {kernel!r} (drawn per example)"
+        raise _fail("task.boundary", requirement, boundary)
+    low, high = values["task.noise_sigma"], values["task.noise_sigma_max"]
+    if high and high < low:
+        raise _fail("task.noise_sigma_max", f"be 0 (off) or >= task.noise_sigma ({low})", high)
     spec = methods.get(method)
     trains_on = spec.task_kinds or tuple(k for k in tasks.kinds() if k != "denoise")
     if kind not in trains_on:

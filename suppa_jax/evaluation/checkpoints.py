@@ -99,7 +99,7 @@ def check_trainable(
         registry.check_params(expected, trainable["denoiser"])
     except ValueError as err:
         raise ValueError(f"architecture mismatch: {workdir}: {err} (its config.model)") from err
-    method = build.build_method(config, expected, build.build_operator(config.task))
+    method = build.build_method(config, expected, None)  # init needs no operator
     shapes = jax.eval_shape(method.init, trainable["denoiser"])
     want = {k: tuple(v.shape) for k, v in shapes.items() if k != "denoiser"}
     have = {k: tuple(np.shape(v)) for k, v in trainable.items() if k != "denoiser"}
@@ -163,7 +163,7 @@ def load_model(
     if task is None:
         raise ValueError(f"--task is needed with a denoiser checkpoint ({checkpoint})")
     task_cfg = task_config(task)
-    op = build.build_operator(task_cfg)
+    op = build.build_physics(task_cfg)
     sigma = resolve_pnp_sigma(pnp_sigma, prior, task_cfg, log)
     row = pnp_restorer(
         prior.denoiser,
@@ -191,7 +191,7 @@ def _load_run(
     step, trainable = best.step, best.trainable
     check_trainable(config, trainable, workdir)
     config.admm.max_iters, config.admm.tol = max_iters, tol
-    op = build.build_operator(config.task)
+    op = build.build_physics(config.task).fixed
     row = method_restorer(config, trainable, jitted_predict(config, op))
     info = {"kind": "train.py workdir", "checkpoint": str(workdir), "step": step, **row.info}
     return Model(

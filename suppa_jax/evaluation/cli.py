@@ -112,10 +112,10 @@ def run(
         Dataset(f"{d.name}-{i + 1}" if names.count(d.name) > 1 else d.name, d.source)
         for i, d in enumerate(datasets)
     ]
-    op = build.build_operator(model.task_config)
+    op = build.build_physics(model.task_config)
     restorers = [
         initial_restorer(op),
-        tikhonov_restorer(op, resolve_tikhonov_mu(model.task_config, log)),
+        tikhonov_restorer(resolve_tikhonov_mu(model.task_config, log)),
     ]
     pretrained = None
     if not args.no_pnp and (args.pretrained or model.pretrained):

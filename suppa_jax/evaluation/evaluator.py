@@ -5,7 +5,8 @@
 
 * **Images**: each full image of the dataset, cropped at the top left to a multiple of the
   scale (:func:`suppa_jax.data.eval_images`; images are never resized), degraded as in training
-  (the task's operator, noise and 8-bit quantisation, with the image's index as seed). Any size
+  (the task's operator, or one drawn from its family, noise and 8-bit quantisation, with the
+  image's index as seed). Any size
   works; every distinct size compiles each restorer once.
 * **Metrics** (:mod:`suppa_jax.metrics`), on the float estimates as computed (not clipped, not
   quantised, as the per-iteration curves): PSNR on RGB without border crop (the paper's
@@ -31,7 +32,7 @@ import numpy as np
 from suppa_jax import build, data, metrics
 from suppa_jax.evaluation.report import COLUMNS, plot_grid, save_png, slug, to_uint8
 from suppa_jax.evaluation.restorers import Restorer
-from suppa_jax.physics import degrade_batch
+from suppa_jax.physics import LinearOperator, measure
 from suppa_jax.typing import Array, ExampleBatch
 
 __all__ = [
@@ -116,10 +117,10 @@ class ImageResult(NamedTuple):
 
 
 def _measure(
-    restorer: Restorer, y: Array, gt: Array, scale: int
+    restorer: Restorer, y: Array, gt: Array, op: LinearOperator, scale: int
 ) -> tuple[dict, np.ndarray | None, Array]:
     """Restore one image: its metrics, PSNR curve (or ``None``) and the estimate."""
-    solution = restorer.restore(y, gt)
+    solution = restorer.restore(y, gt, op)
     values = jax.device_get(image_metrics(solution.x, gt, scale))
     row = {k: float(v[0]) for k, v in values.items()}
     row["iterations"] = int(np.asarray(solution.iterations).reshape(-1)[0])
@@ -139,23 +140,24 @@ class Evaluator:
 
     def __init__(self, task: ml_collections.ConfigDict) -> None:
         self.task = task
-        self.op = build.build_operator(task)
+        self.physics = build.build_physics(task)
         self._degrade = jax.jit(
             functools.partial(
-                degrade_batch, self.op, noise_sigma=task.noise_sigma, quantize=task.quantize
+                measure, self.physics, noise_sigma=task.noise_sigma, quantize=task.quantize
             )
         )
 
     def images(
         self, images: Iterator[tuple[str, ExampleBatch]], restorers: Sequence[Restorer]
     ) -> Iterator[ImageResult]:
-        """Each ``(name, {"hr", "seed"})`` of ``images`` degraded and restored by every row."""
+        """Each ``(name, {"hr", "seed"})`` of ``images`` degraded (its own operator drawn from
+        its seed when the task draws one per image) and restored by every row."""
         for name, batch in images:
             measured = self._degrade(batch)
-            y, gt = measured["y"], measured["gt"]
+            y, gt, op = measured["y"], measured["gt"], measured["op"]
             rows, curves, estimates = {}, {}, {}
             for restorer in restorers:
-                row, curve, estimate = _measure(restorer, y, gt, self.op.scale)
+                row, curve, estimate = _measure(restorer, y, gt, op, self.physics.scale)
                 rows[restorer.label], curves[restorer.label] = row, curve
                 estimates[restorer.label] = estimate
             yield ImageResult(name, y, gt, rows, curves, estimates)
@@ -206,7 +208,7 @@ def evaluate(
     dataset without images. Each restorer compiles once per image size.
     """
     evaluator = Evaluator(task)
-    scale = evaluator.op.scale
+    scale = evaluator.physics.scale
     methods = [r.label for r in restorers]
     results = []
     for dataset in datasets:

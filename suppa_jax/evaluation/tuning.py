@@ -20,7 +20,7 @@ sr2 over σ ∈ {0.01, 0.015, 0.02, 0.03, 0.05}: 32.95, 33.27, 33.41, 33.41, 33.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import ml_collections
@@ -29,9 +29,9 @@ import numpy as np
 from suppa_jax import build, classical, data, metrics, tasks
 from suppa_jax.evaluation.tasks import task_config, task_label, task_name
 from suppa_jax.models.weights import Prior
-from suppa_jax.physics import LinearOperator, degrade_batch
-from suppa_jax.solvers import pnp
-from suppa_jax.typing import Array, DenoiseFn
+from suppa_jax.physics import LinearOperator, OperatorFamily, as_family, measure
+from suppa_jax.solvers import admm, pnp
+from suppa_jax.typing import DenoiseFn
 
 __all__ = [
     "SIGMA_GRID",
@@ -64,16 +64,20 @@ def centre_crops(source: data.ImageSource, size: int) -> np.ndarray:
 
 
 def _degrade_crops(
-    op: LinearOperator, images: np.ndarray, noise_sigma: float, quantize: bool
-) -> dict[str, Array]:
-    """Measurements of ``(N, H, W, 3)`` tuning crops, as in evaluation (seeds ``0..N−1``)."""
+    physics: LinearOperator | OperatorFamily,
+    images: np.ndarray,
+    noise_sigma: float,
+    quantize: bool,
+) -> dict[str, Any]:
+    """Measurements of ``(N, H, W, 3)`` tuning crops and their operator (batched when drawn per
+    crop), as in evaluation (seeds ``0..N−1``)."""
     batch = {"hr": images, "seed": np.arange(len(images), dtype=np.uint32)}
-    return degrade_batch(op, batch, noise_sigma, quantize)
+    return measure(as_family(physics), batch, noise_sigma=noise_sigma, quantize=quantize)
 
 
 def tune_pnp_sigma(
     denoiser: DenoiseFn,
-    op: LinearOperator,
+    op: LinearOperator | OperatorFamily,
     images: np.ndarray,
     *,
     noise_sigma: float,
@@ -84,7 +88,7 @@ def tune_pnp_sigma(
 ) -> tuple[float, dict[float, float]]:
     """The ``σ`` of ``grid`` with the best mean PSNR of plug-and-play ADMM with ``denoiser`` on
     ``images`` (``(N, H, W, C)``, ``C`` the denoiser's channels, degraded as in evaluation with
-    seeds ``0..N−1``; ``ρ = 0.1·s²``).
+    seeds ``0..N−1``, each with its own operator when ``op`` is a family; ``ρ = 0.1·s²``).
 
     Returns the best ``σ`` and the mean PSNR of each. Tune on training images only.
     """
@@ -92,7 +96,13 @@ def tune_pnp_sigma(
     scores = {}
     for sigma in grid:
         solution = pnp.restore(
-            denoiser, measured["y"], op, sigma=sigma, max_iters=max_iters, tol=tol
+            denoiser,
+            measured["y"],
+            measured["op"],
+            sigma=sigma,
+            rho=admm.reference_rho(op),
+            max_iters=max_iters,
+            tol=tol,
         )
         scores[float(sigma)] = float(jnp.mean(metrics.psnr(solution.x, measured["gt"])))
     return max(scores, key=scores.get), scores
@@ -106,7 +116,7 @@ class Measurement(NamedTuple):
     """How measurements are made, as tuning needs it: the operator, the noise level, 8-bit
     quantisation, the named task they are (``None``: none) and a label for the logs."""
 
-    op: LinearOperator
+    op: LinearOperator | OperatorFamily
     noise_sigma: float
     quantize: bool
     name: str | None
@@ -116,7 +126,7 @@ class Measurement(NamedTuple):
 def measurement(task_cfg: ml_collections.ConfigDict) -> Measurement:
     """The :class:`Measurement` of a ``config.task`` section."""
     return Measurement(
-        build.build_operator(task_cfg),
+        build.build_physics(task_cfg),
         task_cfg.noise_sigma,
         task_cfg.quantize,
         task_name(task_cfg),
@@ -171,9 +181,9 @@ def tune_tikhonov_mu(task: str | ml_collections.ConfigDict) -> tuple[float, dict
     section) on 192×192 centre crops of the training sample images, degraded as in evaluation
     (seeds ``0..N−1``): how the stored ``tikhonov_mu`` of :mod:`suppa_jax.tasks` was made."""
     task_cfg = task_config(task) if isinstance(task, str) else task
-    op = build.build_operator(task_cfg)
-    measured = _degrade_crops(op, _training_crops(), task_cfg.noise_sigma, task_cfg.quantize)
-    return classical.tune_mu(op, measured["y"], measured["gt"])
+    physics = build.build_physics(task_cfg)
+    measured = _degrade_crops(physics, _training_crops(), task_cfg.noise_sigma, task_cfg.quantize)
+    return classical.tune_mu(measured["op"], measured["y"], measured["gt"])
 
 
 def resolve_tikhonov_mu(

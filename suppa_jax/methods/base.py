@@ -6,8 +6,11 @@ exposes ``init(denoiser_params) -> trainable``, ``loss(trainable, batch, key) ->
 metrics)`` and ``predict``. ``trainable`` (:class:`suppa_jax.typing.Trainable`) holds the
 denoiser's params under ``"denoiser"`` and the method's learned scalars beside them, raw (no
 reparametrisation), so an optimiser can give the scalars their own group. ``batch``
-(:class:`suppa_jax.typing.Batch`) holds measurements ``"y"`` ``(B, h, w, C)`` and ground truth
-``"gt"`` ``(B, H, W, C)``; ``mse`` is the mean over all elements. ``metrics`` always has
+(:class:`suppa_jax.typing.Batch`) holds measurements ``"y"`` ``(B, h, w, C)``, ground truth
+``"gt"`` ``(B, H, W, C)`` and, optionally, their operator ``"op"`` (drawn per example by
+:func:`suppa_jax.physics.measure`), which replaces the method's own: a method built with
+``op=None`` restores whatever operator each batch (or ``predict(..., op=)``) brings. ``mse`` is
+the mean over all elements. ``metrics`` always has
 ``loss``, ``psnr`` (of the method's output), ``iterations`` (forward iterations per sample,
 mean over the batch) and the learned scalars.
 """
@@ -33,6 +36,7 @@ __all__ = [
     "detached_fixed_point",
     "fixed_point_settings",
     "mse",
+    "operator",
     "prepared",
     "scalar",
     "solve_predict",
@@ -44,10 +48,11 @@ __all__ = [
 class Method(NamedTuple):
     """A training method: initial trainables, a pure loss, and inference with the trainables.
 
-    ``predict(trainable, y, reference=None, trace=False) -> admm.Solution`` restores ``y`` the
-    way the method is meant to be used at test time (to convergence, or ``K`` steps for explicit
-    unrolling), with the per-iteration PSNR curve when ``reference`` is given and every
-    iterate (``Solution.estimates``) when ``trace`` is true (static).
+    ``predict(trainable, y, reference=None, trace=False, op=None) -> admm.Solution`` restores
+    ``y`` the way the method is meant to be used at test time (to convergence, or ``K`` steps
+    for explicit unrolling), with the per-iteration PSNR curve when ``reference`` is given,
+    every iterate (``Solution.estimates``) when ``trace`` is true (static), and ``y``'s
+    operator ``op`` when it is not the method's own.
     """
 
     name: str
@@ -72,8 +77,23 @@ def admm_iteration(
     return lambda state: admm.step(denoise, op, y, state, rho, sigma)
 
 
-def prepared(op: LinearOperator, y: Array) -> LinearOperator:
-    return op.prepare(op.image_shape(y))
+def operator(own: LinearOperator | None, given: LinearOperator | None) -> LinearOperator:
+    """The operator of some measurements: ``given`` (the batch's or ``predict``'s), else the
+    method's ``own``; an error when neither is there."""
+    if given is not None:
+        return given
+    if own is None:
+        raise ValueError(
+            "this method was built without an operator (op=None): the batch must carry its "
+            "'op', and predict needs op="
+        )
+    return own
+
+
+def prepared(op: LinearOperator | None, batch: Batch) -> LinearOperator:
+    """The batch's operator (:func:`operator`) with its spectra computed for its images."""
+    A = operator(op, batch.get("op"))
+    return A.prepare(A.image_shape(batch["y"]))
 
 
 def mse(a: Array, b: Array) -> Array:
@@ -126,7 +146,7 @@ def uniform_draw(key: Array, k: Array, batch_shape: tuple[int, ...]) -> Array:
 
 def solve_predict(
     apply: DenoiserApply,
-    op: LinearOperator,
+    op: LinearOperator | None,
     params: Params,
     rho: ArrayLike,
     sigma: ArrayLike,
@@ -135,11 +155,16 @@ def solve_predict(
 ) -> Callable[..., admm.Solution]:
     """``predict`` for the fixed-point methods: ADMM to convergence (:func:`admm.solve`)."""
 
-    def predict(y: Array, reference: Array | None = None, trace: bool = False) -> admm.Solution:
+    def predict(
+        y: Array,
+        reference: Array | None = None,
+        trace: bool = False,
+        given: LinearOperator | None = None,
+    ) -> admm.Solution:
         denoise = functools.partial(apply, params)
         return admm.solve(
             denoise,
-            op,
+            operator(op, given),
             y,
             rho=rho,
             sigma=sigma,

@@ -67,8 +67,13 @@ def denoiser(
         return value, step_metrics(value, estimate, gt, 1, trainable)
 
     def predict(
-        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+        trainable: Trainable,
+        y: Array,
+        reference: Array | None = None,
+        trace: bool = False,
+        op: LinearOperator | None = None,
     ) -> admm.Solution:
+        del op  # the identity
         x = apply(trainable["denoiser"], y, eval_sigma)
         curve = None if reference is None else jnp.stack([psnr(y, reference), psnr(x, reference)])
         estimates = jnp.stack([y, x]) if trace else None

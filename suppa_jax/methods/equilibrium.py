@@ -77,7 +77,7 @@ _equilibrium.defvjp(_equilibrium_fwd, _equilibrium_bwd)
 def _fixed_point_method(
     name: str,
     apply: DenoiserApply,
-    op: LinearOperator,
+    own: LinearOperator | None,
     head: Callable[[Trainable, tuple, admm.State], Array],
     *,
     rho: float,
@@ -89,8 +89,9 @@ def _fixed_point_method(
     """DEQ and JFB: a detached forward fixed point ``s*``, then ``loss = mse(head(s*), gt)``.
 
     ``head(trainable, (op, y), s*)`` is the differentiable part that maps the fixed point to the
-    estimate. Learned: the denoiser, a shared ``rho`` and ``sigma``; ``predict`` is ADMM to
-    convergence with them.
+    estimate. ``own``: the method's operator (``None``: each batch brings its ``"op"``).
+    Learned: the denoiser, a shared ``rho`` and ``sigma``; ``predict`` is ADMM to convergence
+    with them.
     """
 
     def init(denoiser: Params) -> Trainable:
@@ -99,7 +100,7 @@ def _fixed_point_method(
     def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
         del key  # deterministic
         y, gt = batch["y"], batch["gt"]
-        context = (prepared(op, y), y)
+        context = (prepared(own, batch), y)
         frozen = jax.lax.stop_gradient(trainable)
         fixed, iterations = detached_fixed_point(
             lambda s: _admm_map(apply, frozen, context, s),
@@ -113,19 +114,23 @@ def _fixed_point_method(
         return value, step_metrics(value, estimate, gt, iterations, trainable)
 
     def predict(
-        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+        trainable: Trainable,
+        y: Array,
+        reference: Array | None = None,
+        trace: bool = False,
+        op: LinearOperator | None = None,
     ) -> admm.Solution:
         solve = solve_predict(
-            apply, op, trainable["denoiser"], trainable["rho"], trainable["sigma"], max_iters, tol
+            apply, own, trainable["denoiser"], trainable["rho"], trainable["sigma"], max_iters, tol
         )
-        return solve(y, reference, trace)
+        return solve(y, reference, trace, op)
 
     return Method(name, init, loss, predict)
 
 
 def deq(
     apply: DenoiserApply,
-    op: LinearOperator,
+    op: LinearOperator | None,
     *,
     rho: float,
     max_iters: int = 50,
@@ -164,7 +169,7 @@ def deq(
 
 def jfb(
     apply: DenoiserApply,
-    op: LinearOperator,
+    op: LinearOperator | None,
     *,
     rho: float,
     max_iters: int = 50,

@@ -69,7 +69,7 @@ def get(name: str) -> MethodSpec:
     return _REGISTRY[name]
 
 
-def make(name: str, apply: DenoiserApply, op: LinearOperator, **settings: Any) -> Method:
+def make(name: str, apply: DenoiserApply, op: LinearOperator | None, **settings: Any) -> Method:
     """The method called ``name`` with keyword ``settings``; a wrong setting is a
     ``ValueError`` naming the method."""
     spec = get(name)

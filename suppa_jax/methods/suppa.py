@@ -100,7 +100,7 @@ def suppa_objective(
 
 def suppa(
     apply: DenoiserApply,
-    op: LinearOperator,
+    own: LinearOperator | None,
     *,
     rho: float,
     max_iters: int = 50,
@@ -116,7 +116,8 @@ def suppa(
     ``stop_gradient``, reservoir sampling of ``random_states`` visited states, then
     :func:`suppa_objective` (``sequential``: its differentiable steps one after the other,
     rematerialised, for less memory). Learned: ``sigma`` (init 0.1) and ``λ`` (``lam``, init
-    1.0, raw); ``rho`` is fixed.
+    1.0, raw); ``rho`` is fixed. ``own``: the operator (``None``: each batch brings its
+    ``"op"``, and ``predict`` is given one).
     """
 
     def init(denoiser: Params) -> Trainable:
@@ -124,7 +125,7 @@ def suppa(
 
     def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
         y, gt = batch["y"], batch["gt"]
-        A = prepared(op, y)
+        A = prepared(own, batch)
         frozen = jax.lax.stop_gradient(trainable)
         f_frozen = admm_iteration(apply, A, y, frozen["denoiser"], rho, frozen["sigma"])
         sampled, last, iterations = suppa_forward(
@@ -140,12 +141,16 @@ def suppa(
         return value, step_metrics(value, estimate, gt, iterations, trainable)
 
     def predict(
-        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+        trainable: Trainable,
+        y: Array,
+        reference: Array | None = None,
+        trace: bool = False,
+        op: LinearOperator | None = None,
     ) -> admm.Solution:
         solve = solve_predict(
-            apply, op, trainable["denoiser"], rho, trainable["sigma"], max_iters, tol
+            apply, own, trainable["denoiser"], rho, trainable["sigma"], max_iters, tol
         )
-        return solve(y, reference, trace)
+        return solve(y, reference, trace, op)
 
     return Method("suppa", init, loss, predict)
 

@@ -21,7 +21,7 @@ __all__ = ["unrolled"]
 
 def unrolled(
     apply: DenoiserApply,
-    op: LinearOperator,
+    own: LinearOperator | None,
     *,
     iters: int = 6,
     rho: float,
@@ -32,7 +32,8 @@ def unrolled(
 
     Shared denoiser weights; learned per-step ``rho_k`` and ``sigma_k`` (shape ``(K,)``). With
     ``remat`` each step is wrapped in ``jax.checkpoint``: only the states ``(x, u)`` between steps
-    are stored, and each step's activations are recomputed on the way back.
+    are stored, and each step's activations are recomputed on the way back. ``own``: the
+    operator (``None``: each batch brings its ``"op"``, and ``predict`` is given one).
     """
 
     def init(denoiser: Params) -> Trainable:
@@ -42,9 +43,9 @@ def unrolled(
             "sigma": jnp.full((iters,), sigma, jnp.float32),
         }
 
-    def run(trainable: Trainable, y: Array, observe: Callable[[Array], Array]):
+    def run(trainable: Trainable, batch: Batch, observe: Callable[[Array], Array]):
         """``K`` steps from ``init``; ``observe(x_k)`` is stacked for ``k = 1..K``."""
-        A = prepared(op, y)
+        A, y = prepared(own, batch), batch["y"]
 
         def body(state: admm.State, rho_sigma: tuple[Array, Array]):
             rho_k, sigma_k = rho_sigma
@@ -58,17 +59,22 @@ def unrolled(
 
     def loss(trainable: Trainable, batch: Batch, key: Array) -> tuple[Array, Metrics]:
         del key  # deterministic
-        _, state, _ = run(trainable, batch["y"], lambda x: None)
+        _, state, _ = run(trainable, batch, lambda x: None)
         value = mse(state.x, batch["gt"])
         return value, step_metrics(value, state.x, batch["gt"], iters, trainable)
 
     def predict(
-        trainable: Trainable, y: Array, reference: Array | None = None, trace: bool = False
+        trainable: Trainable,
+        y: Array,
+        reference: Array | None = None,
+        trace: bool = False,
+        op: LinearOperator | None = None,
     ) -> admm.Solution:
         def observe(x: Array) -> tuple[Array | None, Array | None]:
             return (x if trace else None), (None if reference is None else psnr(x, reference))
 
-        start, state, (estimates, curve) = run(trainable, y, observe)
+        measured = {"y": y} if op is None else {"y": y, "op": op}
+        start, state, (estimates, curve) = run(trainable, measured, observe)
         first = observe(start.x)
         if trace:
             estimates = jnp.concatenate([first[0][None], estimates])

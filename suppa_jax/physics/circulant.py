@@ -52,8 +52,10 @@ _SPATIAL_AXES = (-3, -2)
 class Spectra(NamedTuple):
     """Kernel spectra for one image size ``(H, W)``.
 
-    ``otf``: ``K = F[roll(pad(k), −c)]``, shape ``(H, W)``. ``aliased_power``: ``⟨|K|²⟩``, the
-    mean of ``|K|²`` over the ``s × s`` aliases of each LR frequency, shape ``(H/s, W/s)``.
+    ``otf``: ``K = F[roll(pad(k), −c)]``, shape ``(..., H, W)``. ``aliased_power``: ``⟨|K|²⟩``,
+    the mean of ``|K|²`` over the ``s × s`` aliases of each LR frequency, ``(..., H/s, W/s)``.
+    The leading dimensions are the kernel's (none for one kernel, the batch's for one per
+    sample).
     """
 
     otf: Array
@@ -61,10 +63,11 @@ class Spectra(NamedTuple):
 
 
 def _otf(kernel: Array, shape: tuple[int, int]) -> Array:
-    """psf2otf: the transfer function of circular convolution with a centred kernel."""
-    kh, kw = kernel.shape
-    padded = jnp.zeros(shape, kernel.dtype).at[:kh, :kw].set(kernel)
-    return jnp.fft.fft2(jnp.roll(padded, (-(kh // 2), -(kw // 2)), axis=(0, 1)))
+    """psf2otf: the transfer function of circular convolution with a centred kernel
+    ``(..., kh, kw)`` (one per sample when there are leading dimensions), ``(..., H, W)``."""
+    *lead, kh, kw = kernel.shape
+    padded = jnp.zeros((*lead, *shape), kernel.dtype).at[..., :kh, :kw].set(kernel)
+    return jnp.fft.fft2(jnp.roll(padded, (-(kh // 2), -(kw // 2)), axis=(-2, -1)))
 
 
 def _alias_mean(spectrum: Array, scale: int) -> Array:
@@ -97,7 +100,10 @@ class CirculantOperator(LinearOperator):
 
     The shared implementation of :class:`Blur` (``s = 1``) and :class:`SuperResolution`; use
     those constructors. Every method accepts any number of leading batch dimensions and works
-    channel-wise.
+    channel-wise. The kernel is ``(kh, kw)``, one for every image, or ``(..., kh, kw)``, one per
+    sample of a batch with those leading dimensions (a *batched* operator, as
+    :meth:`~suppa_jax.physics.families.OperatorFamily.draw_batch` makes: ``jax.vmap`` of the
+    constructor); spectra then carry the same leading dimensions.
     """
 
     kernel: Array
@@ -120,8 +126,10 @@ class CirculantOperator(LinearOperator):
 
     def _init(self, kernel: ArrayLike, scale: int) -> None:
         kernel = jnp.asarray(kernel)
-        if kernel.ndim != 2 or 0 in kernel.shape:
-            raise ValueError(f"kernel must be a non-empty 2-D array, got shape {kernel.shape}")
+        if kernel.ndim < 2 or 0 in kernel.shape:
+            raise ValueError(
+                f"kernel must be a non-empty (..., kh, kw) array, got shape {kernel.shape}"
+            )
         if not jnp.issubdtype(kernel.dtype, jnp.floating):
             kernel = kernel.astype(jnp.result_type(float))
         self.kernel = kernel

@@ -48,7 +48,7 @@ __all__ = ["BOUNDARIES", "ConjugateGradientOperator", "MatrixFree", "PaddedBlur"
 BOUNDARIES = ("valid", "reflect", "zero", "circular")
 
 
-def _per_image(fn: Callable[..., Array], *arrays: Array) -> Array:
+def per_image(fn: Callable[..., Array], *arrays: Array) -> Array:
     """``fn`` applied to each image ``(H, W, C)`` of ``arrays`` (``(..., H, W, C)`` each, with
     the same leading dimensions; scalars per image ``(...,)`` allowed), stacked back."""
     lead = arrays[0].shape[:-3]
@@ -100,7 +100,7 @@ class ConjugateGradientOperator(LinearOperator):
 
             return op._normal_solve(normal, op.adjoint(y) + rho * z, z)
 
-        return _per_image(one, z, y, rho)
+        return per_image(one, z, y, rho)
 
     def quadratic_solve(self, y: ArrayLike, penalty: ArrayLike) -> Array:
         """``argmin_x ½‖y − A x‖² + ½ xᵀ Q x`` for a circulant ``Q ⪰ 0`` given by its real
@@ -125,7 +125,7 @@ class ConjugateGradientOperator(LinearOperator):
             rhs = op.adjoint(y)
             return op._normal_solve(normal, rhs, rhs)
 
-        return _per_image(one, y)
+        return per_image(one, y)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -188,19 +188,19 @@ class MatrixFree(ConjugateGradientOperator):
     def forward(self, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
         check_image("forward: x", x)
-        return _per_image(self._forward, x)
+        return per_image(self._forward, x)
 
     def adjoint(self, y: ArrayLike) -> Array:
         if self._adjoint is None:
             return super().adjoint(y)
         y = jnp.asarray(y)
         check_image("adjoint: y", y)
-        return _per_image(self._adjoint, y)
+        return per_image(self._adjoint, y)
 
     def initial(self, y: ArrayLike) -> Array:
         y = jnp.asarray(y)
         check_image("initial: y", y)
-        return self.adjoint(y) if self._initial is None else _per_image(self._initial, y)
+        return self.adjoint(y) if self._initial is None else per_image(self._initial, y)
 
 
 @jax.tree_util.register_pytree_node_class

@@ -1,18 +1,14 @@
 """Demosaicing: a Bayer colour filter array keeps one colour per pixel.
 
-``A = diag(m)`` on RGB images ``(..., H, W, 3)``, where ``m`` is the 2×2-periodic Bayer mask of
-one of the four phases (:data:`PATTERNS`: the colours of the top-left 2×2 block, row by row;
-``"rggb"`` has red at ``(0, 0)``, green at ``(0, 1)`` and ``(1, 0)``, blue at ``(1, 1)``). The
-measurement keeps the RGB layout with zeros where a colour is not sensed, so ``Aᵀ = A`` and
-``AᵀA = diag(m)``, and the data step is exact per pixel::
-
-    argmin_x ½‖y − m ⊙ x‖² + ρ/2‖x − z‖²  =  (m ⊙ y + ρ z) / (m + ρ)
-
-(noise added at the unsensed positions of ``y`` is ignored: ``m ⊙ y`` drops it). ``initial(y)``
-is bilinear demosaicing: each colour's samples convolved (circularly) with the 3×3 kernel that
-averages the nearest samples of that colour, ``[[0,1,0],[1,4,1],[0,1,0]]/4`` for green and
-``[[1,2,1],[2,4,2],[1,2,1]]/4`` for red and blue; sensed values are kept. The Tikhonov baseline
-(``quadratic_solve``) is conjugate gradients (:class:`ConjugateGradientOperator`).
+``A = diag(m)`` (:class:`~suppa_jax.physics.diagonal.DiagonalMask`: ``Aᵀ = A``, exact data step
+``(m ⊙ y + ρ z) / (m + ρ)``, Tikhonov by conjugate gradients) on RGB images ``(..., H, W, 3)``,
+where ``m`` is the 2×2-periodic Bayer mask of one of the four phases (:data:`PATTERNS`: the
+colours of the top-left 2×2 block, row by row; ``"rggb"`` has red at ``(0, 0)``, green at
+``(0, 1)`` and ``(1, 0)``, blue at ``(1, 1)``). The measurement keeps the RGB layout with zeros
+where a colour is not sensed. ``initial(y)`` is bilinear demosaicing: each colour's samples
+convolved (circularly) with the 3×3 kernel that averages the nearest samples of that colour,
+``[[0,1,0],[1,4,1],[0,1,0]]/4`` for green and ``[[1,2,1],[2,4,2],[1,2,1]]/4`` for red and blue;
+sensed values are kept.
 """
 
 from __future__ import annotations
@@ -23,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from suppa_jax.physics.base import check_image, check_positive, per_sample
-from suppa_jax.physics.matrix_free import ConjugateGradientOperator
+from suppa_jax.physics.base import check_image
+from suppa_jax.physics.diagonal import DiagonalMask
 from suppa_jax.typing import Array, ArrayLike
 
 __all__ = ["PATTERNS", "Mosaic", "bayer_mask"]
@@ -57,7 +53,7 @@ def _circular_filter(x: Array, kernel: np.ndarray) -> Array:
 
 
 @jax.tree_util.register_pytree_node_class
-class Mosaic(ConjugateGradientOperator):
+class Mosaic(DiagonalMask):
     """Bayer mosaicing ``A x = m ⊙ x`` (see the module docstring); ``pattern`` is static.
 
     Images must have 3 channels, of any size (with an odd height or width, the bilinear start
@@ -86,24 +82,6 @@ class Mosaic(ConjugateGradientOperator):
         if channels != 3:
             raise ValueError(f"Mosaic: images must be RGB (..., H, W, 3), got shape {x.shape}")
         return jnp.asarray(bayer_mask(self.pattern, height, width), x.dtype)
-
-    def forward(self, x: ArrayLike) -> Array:
-        """``m ⊙ x``: the sensed colour of each pixel, zeros elsewhere."""
-        x = jnp.asarray(x)
-        return self.mask(x) * x
-
-    def adjoint(self, y: ArrayLike) -> Array:
-        """``m ⊙ y`` (``A`` is a diagonal projection)."""
-        return self.forward(y)
-
-    def data_prox(self, z: ArrayLike, y: ArrayLike, rho: ArrayLike) -> Array:
-        """Exact ``(m ⊙ y + ρ z) / (m + ρ)``; ``rho`` a positive scalar or one per sample."""
-        z, y = jnp.asarray(z), jnp.asarray(y)
-        if z.shape[-3:] != y.shape[-3:]:
-            raise ValueError(f"data_prox: y of shape {y.shape} does not match z of {z.shape}")
-        check_positive("data_prox: rho", rho)
-        mask, rho = self.mask(z), per_sample(rho, z.dtype)
-        return (mask * y + rho * z) / (mask + rho)
 
     def initial(self, y: ArrayLike) -> Array:
         """Bilinear demosaicing of ``y`` (module docstring)."""

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from suppa_jax.metrics import psnr
 from suppa_jax.physics.base import LinearOperator
+from suppa_jax.physics.families import OperatorFamily
 from suppa_jax.solvers.fixed_point import iterate, where_samples
 from suppa_jax.typing import Array, ArrayLike, DenoiseFn
 
@@ -54,7 +55,7 @@ class Solution(NamedTuple):
     psnr: Array | None = None
 
 
-def reference_rho(op: LinearOperator) -> float:
+def reference_rho(op: LinearOperator | OperatorFamily) -> float:
     """``ρ = 0.1·s²``: the reference implementation's coupling weight, in this module's convention.
 
     Its code passed ``ρ = 0.1`` and scaled it by ``s²`` inside the super-resolution prox; in the

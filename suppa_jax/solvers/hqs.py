@@ -26,6 +26,7 @@ import numpy as np
 
 from suppa_jax.metrics import psnr
 from suppa_jax.physics.base import LinearOperator
+from suppa_jax.physics.families import OperatorFamily
 from suppa_jax.solvers.admm import Solution
 from suppa_jax.typing import Array, DenoiseFn
 
@@ -35,7 +36,7 @@ __all__ = ["NOISE_FLOOR", "Schedule", "dpir_iterations", "dpir_schedule", "solve
 NOISE_FLOOR = 0.255 / 255
 
 
-def dpir_iterations(op: LinearOperator) -> int:
+def dpir_iterations(op: LinearOperator | OperatorFamily) -> int:
     """DPIR's iteration count: 8 for deblurring (``op.scale == 1``), 24 for super-resolution."""
     return 8 if op.scale == 1 else 24
 

@@ -67,7 +67,7 @@ from suppa_jax import config as config_lib
 from suppa_jax.config import changes
 from suppa_jax.evaluation.evaluator import Evaluator
 from suppa_jax.evaluation.restorers import jitted_predict, method_restorer
-from suppa_jax.physics import LinearOperator
+from suppa_jax.physics import OperatorFamily
 from suppa_jax.training import checkpoints
 from suppa_jax.training import step as training
 from suppa_jax.typing import ExampleBatch, Trainable
@@ -100,7 +100,7 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
 def _sharded_step(
     method: methods.Method,
     optimizer: optax.GradientTransformation,
-    op: LinearOperator,
+    physics: OperatorFamily,
     task: ml_collections.ConfigDict,
     mesh: Mesh,
 ):
@@ -109,8 +109,9 @@ def _sharded_step(
         training.train_step,
         method,
         optimizer,
-        op,
+        physics,
         noise_sigma=task.noise_sigma,
+        noise_sigma_max=task.noise_sigma_max,
         quantize=task.quantize,
         axis_name=DATA_AXIS,
     )
@@ -148,7 +149,7 @@ class _Validation:
     ) -> None:
         self.config, self.images = config, images
         self._evaluator = Evaluator(config.task)
-        self._predict = jitted_predict(config, self._evaluator.op)
+        self._predict = jitted_predict(config, self._evaluator.physics.fixed)
 
     def __call__(self, trainable: Trainable) -> dict[str, float]:
         row = method_restorer(self.config, trainable, self._predict)
@@ -361,8 +362,8 @@ def train_and_evaluate(
     checkpoints.check_resumable(workdir, config_json, allow_config_change)
 
     mesh = Mesh(np.array(jax.devices()), (DATA_AXIS,))
-    op, model = build.build_operator(config.task), build.build_model(config)
-    method = build.build_method(config, model, op)
+    physics, model = build.build_physics(config.task), build.build_model(config)
+    method = build.build_method(config, model, physics.fixed)
     train_source, validation_source = _sources(config)
     validation = _Validation(config, _validation_images(config, validation_source))
 
@@ -376,7 +377,7 @@ def train_and_evaluate(
         decay_rate=config.train.decay_rate,
     )
     iterator = iter(_train_dataset(config, train_source))
-    step_fn = _sharded_step(method, optimizer, op, config.task, mesh)
+    step_fn = _sharded_step(method, optimizer, physics, config.task, mesh)
     store = checkpoints.RunCheckpoints(
         workdir, config.train.keep_checkpoints, iterator, config_json, allow_config_change
     )

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from suppa_jax.methods import Method
-from suppa_jax.physics import LinearOperator, degrade_batch
+from suppa_jax.physics import OperatorFamily, measure
 from suppa_jax.typing import Array, Batch, ExampleBatch, Metrics, Params, Trainable
 
 __all__ = [
@@ -112,18 +112,24 @@ def example_keys(seeds: Array) -> Array:
 def train_step(
     method: Method,
     optimizer: optax.GradientTransformation,
-    op: LinearOperator,
+    physics: OperatorFamily,
     state: TrainState,
     batch: ExampleBatch,
     *,
     noise_sigma: float,
     quantize: bool,
+    noise_sigma_max: float = 0.0,
     axis_name: str | None = None,
 ) -> tuple[TrainState, Metrics]:
     """One step from a data batch ``{"hr", "seed"}``: measurements made here, then :func:`update`.
 
-    ``y = degrade(hr)`` with the task's operator, noise and 8-bit quantisation
-    (:func:`suppa_jax.physics.degrade_batch`), so the pipeline ships clean patches only.
+    Each example's operator is drawn from ``physics`` (one operator for every example with
+    :class:`~suppa_jax.physics.Fixed`), its noise level is ``noise_sigma`` or uniform up to
+    ``noise_sigma_max``, and ``y = degrade(hr)`` with 8-bit quantisation
+    (:func:`suppa_jax.physics.measure`), all on the device: the pipeline ships clean patches
+    only.
     """
-    data = degrade_batch(op, batch, noise_sigma, quantize)
+    data = measure(
+        physics, batch, noise_sigma=noise_sigma, quantize=quantize, noise_sigma_max=noise_sigma_max
+    )
     return update(method, optimizer, state, data, example_keys(batch["seed"]), axis_name)
