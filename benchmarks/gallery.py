@@ -47,6 +47,7 @@ def gallery(task: str, crops: data.ArraySource, out: Path) -> evaluation.Dataset
         evaluation.initial_restorer(op),
         evaluation.tikhonov_restorer(evaluation.resolve_tikhonov_mu(model.task_config)),
         evaluation.pnp_restorer(prior.denoiser, op, sigma=prior.pnp_sigma[task]),
+        evaluation.dpir_restorer(prior.denoiser, op, noise_sigma=model.task_config.noise_sigma),
         model.restorer,
     ]
     with tempfile.TemporaryDirectory() as scratch:

@@ -48,14 +48,16 @@ MODELS: dict[str, tuple[str, ...]] = {
 
 
 def restorers(task: str) -> list[evaluation.Restorer]:
-    """The rows of ``task``: the starting estimate, PnP-ADMM with :data:`DENOISER`, and the
-    models of :data:`MODELS`."""
-    op = build.build_physics(evaluation.task_config(task))
+    """The rows of ``task``: the starting estimate, Tikhonov, PnP-ADMM and DPIR-HQS with
+    :data:`DENOISER`, and the models of :data:`MODELS`."""
+    task_cfg = evaluation.task_config(task)
+    op = build.build_physics(task_cfg)
     prior = evaluation.load_prior(DENOISER)
     rows = [
         evaluation.initial_restorer(op),
         evaluation.tikhonov_restorer(tasks.get_task(task).tikhonov_mu),
         evaluation.pnp_restorer(prior.denoiser, op, sigma=prior.pnp_sigma[task]),
+        evaluation.dpir_restorer(prior.denoiser, op, noise_sigma=task_cfg.noise_sigma),
     ]
     for checkpoint in MODELS.get(task, ()):
         rows.append(evaluation.load_model(str(resolve_path(checkpoint, "MODELS")), task).restorer)

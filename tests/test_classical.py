@@ -64,7 +64,12 @@ def test_tune_mu_picks_the_best_of_the_grid(rng):
 @pytest.mark.parametrize("task", tasks.task_names())
 def test_stored_tikhonov_weights_are_the_tuned_ones(task):
     """The stored tikhonov_mu is what tuning on the training samples gives (never the evaluation
-    images)."""
-    best, scores = evaluation.tune_tikhonov_mu(task)
-    assert tasks.get_task(task).tikhonov_mu == pytest.approx(best)
-    assert scores[best] == max(scores.values())
+    images): at least as good as its neighbours on the grid. (The stored values come from the
+    full 17-point search, whose scores rise to one peak or to an end of the grid on every task:
+    the comments in tasks.py.)"""
+    stored = tasks.get_task(task).tikhonov_mu
+    index = classical.MU_GRID.index(pytest.approx(stored))
+    neighbours = classical.MU_GRID[max(index - 1, 0) : index + 2]
+    best, scores = evaluation.tune_tikhonov_mu(task, grid=neighbours)
+    assert stored == pytest.approx(best)
+    assert len(scores) == len(neighbours) >= 2

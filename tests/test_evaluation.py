@@ -154,10 +154,11 @@ def test_tune_pnp_sigma_picks_the_best_of_the_grid(params_file, rng):
 def test_demo_rows_use_the_shipped_denoiser():
     for task in demo.TASKS:
         rows = demo.restorers(task)
-        assert [r.label for r in rows][:3] == [
+        assert [r.label for r in rows][:4] == [
             "bicubic" if task.startswith("sr") else "initial(y)",
             "Tikhonov",
             "PnP-ADMM (pre-trained)",
+            "DPIR-HQS (pre-trained)",
         ]
         assert rows[1].info["mu"] == tasks.get_task(task).tikhonov_mu
         assert rows[2].info["sigma"] == weights.load_prior(demo.DENOISER).pnp_sigma[task]

@@ -28,6 +28,7 @@ from suppa_jax.config.experiments import (
     cpu_overrides,
     denoiser,
     experiment,
+    task_experiment,
 )
 from suppa_jax.config.schema import DIV2K, DPIR_DENOISER, ConfigDict, apply_overrides, base, flatten
 from suppa_jax.config.validation import PATCH_MULTIPLE, check_batch_divisible, validate
@@ -48,5 +49,6 @@ __all__ = [
     "denoiser",
     "experiment",
     "flatten",
+    "task_experiment",
     "validate",
 ]

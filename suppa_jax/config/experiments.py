@@ -132,6 +132,16 @@ def _set_task(config: ConfigDict, kind: tasks.TaskKind, scale: int) -> None:
         config.task[field] = value
 
 
+def task_experiment(task: str, *, cpu: bool = False) -> ConfigDict:
+    """:func:`experiment` of the named task ``task``'s kind and scale with the task's own
+    ``config.task`` settings (``"demosaic"``, ``"inpaint_pixels"``, ``"sr2_imresize"``, …:
+    :func:`suppa_jax.tasks.task_names`)."""
+    named = tasks.get_task(task)
+    config = experiment(named.kind, named.scale, cpu=cpu)
+    apply_overrides(config, {f"task.{field}": value for field, value in named.settings.items()})
+    return config
+
+
 def denoiser(*, cpu: bool = False) -> ConfigDict:
     """Pre-training of DRUNet as a Gaussian denoiser over ``σ ∈ [0, 50/255]`` (DPIR's range).
 

@@ -61,7 +61,7 @@ def base() -> ConfigDict:
             "motion_length_range": (5.0, 15.0),
             # Inpainting masks: the fraction of missing pixels (pixels); the number of missing
             # rectangles and their largest side, as a fraction of the image's (boxes).
-            "mask_rate": 0.5,
+            "mask_rate": 0.7,
             "mask_boxes": 3,
             "mask_box_size": 0.25,
             # What the blur sees past the image's edge: "circular" (the paper; closed-form data

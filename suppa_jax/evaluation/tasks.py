@@ -11,16 +11,20 @@ from suppa_jax import config as config_lib
 from suppa_jax import tasks
 from suppa_jax.tasks import measurement_fields
 
-__all__ = ["check_task", "describe", "task_config", "task_label", "task_name"]
+__all__ = [
+    "check_task",
+    "describe",
+    "task_config",
+    "task_label",
+    "task_name",
+    "trained_over_a_family",
+]
 
 
 def task_config(task: str) -> ml_collections.ConfigDict:
     """The ``config.task`` section of the named task ``task`` (:func:`suppa_jax.tasks.task_names`):
     its kind's experiment at its scale, with the task's own settings."""
-    named = tasks.get_task(task)
-    section = config_lib.experiment(named.kind, scale=named.scale).task
-    section.update(dict(named.settings))
-    return section
+    return config_lib.task_experiment(task).task
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -64,9 +68,22 @@ def describe(task: ml_collections.ConfigDict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in measurement_fields(task).items())
 
 
+def trained_over_a_family(task: ml_collections.ConfigDict) -> bool:
+    """Whether ``task`` draws its measurements' operator or noise level per example."""
+    random_kernel = task.kernel in tasks.get_kind(task.kind).random_kernels
+    return random_kernel or task.noise_sigma_max > task.noise_sigma
+
+
 def check_task(requested: str, trained: ml_collections.ConfigDict, where: str) -> None:
-    """Raise a ``ValueError`` naming both tasks unless ``trained`` is the task ``requested``."""
+    """Raise a ``ValueError`` naming both tasks unless ``trained`` is the task ``requested``.
+
+    A run trained over a family (random kernels or masks, a range of noise levels) may be
+    evaluated on any named task of its kind, scale and boundary: fixed kernels inside and
+    outside the family, other noise levels."""
     asked, found = measurement_fields(task_config(requested)), measurement_fields(trained)
+    if trained_over_a_family(trained):
+        asked = {k: asked.get(k) for k in ("kind", "scale", "boundary")}
+        found = {k: found.get(k) for k in asked}
     differ = [
         f"task.{k} {asked.get(k)!r} vs {found.get(k)!r}"
         for k in dict.fromkeys([*asked, *found])

@@ -176,14 +176,17 @@ def resolve_pnp_sigma(
     return best
 
 
-def tune_tikhonov_mu(task: str | ml_collections.ConfigDict) -> tuple[float, dict[float, float]]:
-    """:func:`suppa_jax.classical.tune_mu` for ``task`` (a named task or a ``config.task``
-    section) on 192×192 centre crops of the training sample images, degraded as in evaluation
-    (seeds ``0..N−1``): how the stored ``tikhonov_mu`` of :mod:`suppa_jax.tasks` was made."""
+def tune_tikhonov_mu(
+    task: str | ml_collections.ConfigDict, grid: Sequence[float] = classical.MU_GRID
+) -> tuple[float, dict[float, float]]:
+    """:func:`suppa_jax.classical.tune_mu` over ``grid`` for ``task`` (a named task or a
+    ``config.task`` section) on 192×192 centre crops of the training sample images, degraded as
+    in evaluation (seeds ``0..N−1``): how the stored ``tikhonov_mu`` of :mod:`suppa_jax.tasks`
+    was made."""
     task_cfg = task_config(task) if isinstance(task, str) else task
     physics = build.build_physics(task_cfg)
     measured = _degrade_crops(physics, _training_crops(), task_cfg.noise_sigma, task_cfg.quantize)
-    return classical.tune_mu(measured["op"], measured["y"], measured["gt"])
+    return classical.tune_mu(measured["op"], measured["y"], measured["gt"], grid)
 
 
 def resolve_tikhonov_mu(
