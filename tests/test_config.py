@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from suppa_jax import cli, methods, physics
+from suppa_jax import cli, evaluation, methods, physics
 from suppa_jax import config as cfg
 from suppa_jax.data import DeadLeaves, build_source
 from suppa_jax.solvers import admm
@@ -21,8 +21,20 @@ PAPER = {
     "deblur_gaussian.py": ("deblur", 1),
 }
 DENOISER = "denoiser.py"
-CPU = {name.replace(".py", "_cpu.py"): name for name in [*PAPER, DENOISER]}
-ALL_FILES = sorted([*PAPER, DENOISER, *CPU])
+#: The files of named tasks beyond the paper's (config.task_experiment).
+NAMED = {
+    f"{task}.py": task
+    for task in (
+        "demosaic",
+        "inpaint_pixels",
+        "inpaint_boxes",
+        "deblur_random",
+        "deblur_valid",
+        "sr2_imresize",
+    )
+}
+CPU = {name.replace(".py", "_cpu.py"): name for name in [*PAPER, DENOISER, *NAMED]}
+ALL_FILES = sorted([*PAPER, DENOISER, *NAMED, *CPU])
 
 
 def parse(*args: str, config_file: str = "sr_x2.py") -> ConfigDict:
@@ -89,6 +101,24 @@ def test_paper_configs_have_the_papers_hyperparameters(name):
         assert (config.task.noise_sigma, config.data.patch) == (0.01, 256)
         assert config.data.source.startswith("folder:")
         assert "waterloo" in config.data.source
+
+
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_named_task_configs_make_their_tasks_measurements(name):
+    """Each file trains its named task with the paper's recipe; deblur_random draws a noise
+    level per example besides (noise_sigma_max) and is validated at the task's level."""
+    task = NAMED[name]
+    config = parse(config_file=name)
+    assert config.method == "suppa"
+    assert (config.train.batch_size, config.train.epochs, config.model.init) == (
+        16,
+        75,
+        cfg.DPIR_DENOISER,
+    )
+    if task == "deblur_random":
+        assert config.task.noise_sigma_max == 0.03
+        config.task.noise_sigma_max = 0.0
+    assert evaluation.task_name(config.task) == task
 
 
 def test_denoiser_config_pretrains_from_random_init_over_the_noise_range():
