@@ -105,8 +105,7 @@ def test_paper_configs_have_the_papers_hyperparameters(name):
 
 @pytest.mark.parametrize("name", sorted(NAMED))
 def test_named_task_configs_make_their_tasks_measurements(name):
-    """Each file trains its named task with the paper's recipe; deblur_random draws a noise
-    level per example besides (noise_sigma_max) and is validated at the task's level."""
+    """Each file trains its named task with the paper's recipe."""
     task = NAMED[name]
     config = parse(config_file=name)
     assert config.method == "suppa"
@@ -115,9 +114,6 @@ def test_named_task_configs_make_their_tasks_measurements(name):
         75,
         cfg.DPIR_DENOISER,
     )
-    if task == "deblur_random":
-        assert config.task.noise_sigma_max == 0.03
-        config.task.noise_sigma_max = 0.0
     assert evaluation.task_name(config.task) == task
 
 
