@@ -1,7 +1,7 @@
 """``make demo``: restore the held-out sample images with the shipped weights, on a CPU.
 
-For super-resolution ×2 and Gaussian deblurring (the paper's tasks), the three held-out sample
-images (``chelsea``, ``coffee``, ``rocket``: :data:`suppa_jax.data.SAMPLE_SPLITS` ``validation``,
+For super-resolution ×2 and Gaussian deblurring (the paper's tasks) and inpainting (70% of the
+pixels missing, a mask per image drawn from its seed), the three held-out sample images (``chelsea``, ``coffee``, ``rocket``: :data:`suppa_jax.data.SAMPLE_SPLITS` ``validation``,
 never trained on) are degraded as in evaluation and restored, whole, by
 
 * ``bicubic`` / ``initial(y)``: the starting estimate of ADMM;
@@ -11,6 +11,7 @@ never trained on) are degraded as in evaluation and restored, whole, by
   (``weights/drunet_cpu_denoiser.msgpack``, pre-trained by ``configs/denoiser_cpu.py``), run
   to convergence (at most 50 iterations, tolerance 1e-3) with the noise level stored in that
   file for the task (tuned on the training samples);
+* ``DPIR-HQS (pre-trained)``: DPIR's plug-and-play HQS schedule with the same denoiser;
 * every fine-tuned model listed in :data:`MODELS` for the task (shipped: SUPPA, fine-tuned on
   the CPU by ``benchmarks/reproduce.py``).
 
@@ -35,7 +36,7 @@ from suppa_jax.xla import use_fast_xla_cpu_flags
 DENOISER = WEIGHTS / "drunet_cpu_denoiser.msgpack"
 
 #: The demo's tasks.
-TASKS = ("sr2", "deblur")
+TASKS = ("sr2", "deblur", "inpaint_pixels")
 
 #: Fine-tuned models shown beside the baselines, per task: ``train.py`` workdirs (their best
 #: checkpoint) or params files, found by :func:`suppa_jax.paths.resolve_path`; one line adds
@@ -44,6 +45,7 @@ TASKS = ("sr2", "deblur")
 MODELS: dict[str, tuple[str, ...]] = {
     "sr2": ("weights/suppa_sr2",),
     "deblur": ("weights/suppa_deblur",),
+    "inpaint_pixels": ("weights/suppa_inpaint_pixels",),
 }
 
 
@@ -96,7 +98,7 @@ def _run(out: Path) -> None:
     start = time.perf_counter()
     print(
         "suppa_jax demo: restoring the 3 held-out sample images (chelsea, coffee, rocket) for "
-        f"{' and '.join(TASKS)} with weights/{DENOISER.name}.\n"
+        f"{', '.join(TASKS)} with weights/{DENOISER.name}.\n"
     )
     reports = []
     for task in TASKS:

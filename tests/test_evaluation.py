@@ -162,7 +162,7 @@ def test_demo_rows_use_the_shipped_denoiser():
         ]
         assert rows[1].info["mu"] == tasks.get_task(task).tikhonov_mu
         assert rows[2].info["sigma"] == weights.load_prior(demo.DENOISER).pnp_sigma[task]
-        assert len(rows) == 3 + len(demo.MODELS[task])
+        assert len(rows) == 4 + len(demo.MODELS[task])
 
 
 # ------------------------------------------------------------------------------- end to end
