@@ -1,7 +1,8 @@
 """``make demo``: restore the held-out sample images with the shipped weights, on a CPU.
 
 For super-resolution ×2 and Gaussian deblurring (the paper's tasks) and inpainting (70% of the
-pixels missing, a mask per image drawn from its seed), the three held-out sample images (``chelsea``, ``coffee``, ``rocket``: :data:`suppa_jax.data.SAMPLE_SPLITS` ``validation``,
+pixels missing, a mask per image drawn from its seed), the three held-out sample images
+(``chelsea``, ``coffee``, ``rocket``: :data:`suppa_jax.data.SAMPLE_SPLITS` ``validation``,
 never trained on) are degraded as in evaluation and restored, whole, by
 
 * ``bicubic`` / ``initial(y)``: the starting estimate of ADMM;
