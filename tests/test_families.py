@@ -325,3 +325,17 @@ def test_a_family_run_trains_and_evaluates(init_file, tmp_path, kind, kernel):
     assert result.images == 2
     for row in result.means.values():
         assert np.isfinite(row["psnr_rgb"])
+    if kind == "deblur":  # a fixed kernel outside the family's range, by name
+        wide = evaluation.load_model(str(tmp_path), "deblur_wide", log=None)
+        assert (wide.task, wide.task_config.kernel, wide.task_config.blur_sigma) == (
+            "deblur_wide",
+            "gaussian",
+            4.0,
+        )
+        assert "random" in wide.info["trained_on"]
+        (result,) = evaluation.evaluate(
+            [dataset], [wide.restorer], wide.task_config, max_images=1, log=None
+        )
+        assert np.isfinite(result.means[wide.restorer.label]["psnr_rgb"])
+        with pytest.raises(ValueError, match="task mismatch"):
+            evaluation.load_model(str(tmp_path), "sr2", log=None)

@@ -15,7 +15,12 @@ import numpy as np
 from suppa_jax import build, tasks
 from suppa_jax import config as config_lib
 from suppa_jax.evaluation.restorers import Restorer, jitted_predict, method_restorer, pnp_restorer
-from suppa_jax.evaluation.tasks import check_task, task_config, task_label
+from suppa_jax.evaluation.tasks import (
+    check_task,
+    task_config,
+    task_label,
+    trained_over_a_family,
+)
 from suppa_jax.evaluation.tuning import resolve_pnp_sigma
 from suppa_jax.models import registry, weights
 from suppa_jax.paths import resolve_path
@@ -194,11 +199,9 @@ def _load_run(
     op = build.build_physics(config.task).fixed
     row = method_restorer(config, trainable, jitted_predict(config, op))
     info = {"kind": "train.py workdir", "checkpoint": str(workdir), "step": step, **row.info}
-    return Model(
-        row,
-        task_label(config.task),
-        config.task,
-        config.model.init or None,
-        config.model.channels,
-        info,
-    )
+    measured_on, label = config.task, task_label(config.task)
+    if task is not None and trained_over_a_family(config.task):
+        # A run over a family is measured on the task asked for (check_task allowed it).
+        measured_on, label = task_config(task), task
+        info["trained_on"] = task_label(config.task)
+    return Model(row, label, measured_on, config.model.init or None, config.model.channels, info)
