@@ -1,4 +1,4 @@
-"""The rows of an evaluation: each a ``restore(y, gt) -> Solution``.
+"""The rows of an evaluation: each a ``restore(y, gt, op) -> Solution``, ``op`` y's operator.
 
 The starting estimate ``initial(y)`` (``bicubic`` upsampling for super-resolution, ``y`` itself
 for deblurring); the classical Tikhonov restoration with a gradient penalty
