@@ -270,8 +270,9 @@ def test_gallery_restores_crops_with_every_row(tmp_path):
         [np.asarray(data.held_out_photos()[i])[:32, :48] for i in range(2)], ["a", "b"]
     )
     result = gallery.gallery("sr2", crops, tmp_path)
-    assert list(result.means) == ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "SUPPA"]
-    assert len(result.rows) == 2 * 4
+    rows = ["bicubic", "Tikhonov", "PnP-ADMM (pre-trained)", "DPIR-HQS (pre-trained)", "SUPPA"]
+    assert list(result.means) == rows
+    assert len(result.rows) == 2 * len(rows)
     assert all(np.isfinite(row["psnr_rgb"]) for row in result.rows)
     assert (tmp_path / "gallery_sr2.jpg").stat().st_size > 0
 

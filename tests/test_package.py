@@ -172,5 +172,6 @@ def test_a_non_editable_install_ships_the_weights(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "['bicubic', 'Tikhonov', 'PnP-ADMM (pre-trained)', 'SUPPA']" in result.stdout
+    rows = "['bicubic', 'Tikhonov', 'PnP-ADMM (pre-trained)', 'DPIR-HQS (pre-trained)', 'SUPPA']"
+    assert rows in result.stdout
     assert (tmp_path / "out" / "y.png").is_file()
