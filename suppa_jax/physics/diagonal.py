@@ -18,7 +18,11 @@ import abc
 import jax.numpy as jnp
 
 from suppa_jax.physics.base import check_image, check_positive, per_sample
-from suppa_jax.physics.matrix_free import ConjugateGradientOperator, per_image
+from suppa_jax.physics.matrix_free import (
+    ConjugateGradientOperator,
+    circulant_penalty,
+    per_image,
+)
 from suppa_jax.typing import Array, ArrayLike
 
 __all__ = ["DiagonalMask"]
@@ -60,18 +64,12 @@ class DiagonalMask(ConjugateGradientOperator):
         ``penalty`` ``(H, W)``: CG per image on ``(diag(m) + Q) x = m ⊙ y`` from ``m ⊙ y``."""
         y = jnp.asarray(y)
         check_image("quadratic_solve: y", y)
-        penalty = jnp.asarray(penalty, y.dtype)
-        if penalty.shape != y.shape[-3:-1]:
-            raise ValueError(
-                f"quadratic_solve: penalty of shape {penalty.shape} does not match the image "
-                f"size {y.shape[-3:-1]}"
-            )
+        apply_penalty = circulant_penalty(penalty, y.shape[-3:-1], y.dtype)
         mask = jnp.broadcast_to(self.mask(y), y.shape)
 
         def one(y: Array, mask: Array) -> Array:
             def normal(x: Array) -> Array:
-                spectrum = jnp.fft.fft2(x, axes=(0, 1)) * penalty[..., None]
-                return mask * x + jnp.fft.ifft2(spectrum, axes=(0, 1)).real
+                return mask * x + apply_penalty(x)
 
             return self._normal_solve(normal, mask * y, mask * y)
 

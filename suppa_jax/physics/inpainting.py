@@ -109,7 +109,7 @@ class Inpainting(DiagonalMask):
         count = jnp.maximum(jnp.sum(mask, axis=(-3, -2), keepdims=True), 1.0)
         fill = jnp.broadcast_to(jnp.sum(observed, axis=(-3, -2), keepdims=True) / count, y.shape)
         for sigma in FILL_SIGMAS:
-            weight = _gaussian_smooth(jnp.broadcast_to(mask, y.shape), sigma)
+            weight = _gaussian_smooth(mask, sigma)
             smooth = _gaussian_smooth(observed, sigma) / jnp.maximum(weight, _MIN_WEIGHT)
             fill = jnp.where(weight >= _MIN_WEIGHT, smooth, fill)
         return observed + (1 - mask) * fill

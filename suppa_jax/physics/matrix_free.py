@@ -57,6 +57,25 @@ def per_image(fn: Callable[..., Array], *arrays: Array) -> Array:
     return out.reshape((*lead, *out.shape[1:]))
 
 
+def circulant_penalty(
+    penalty: ArrayLike, image_shape: tuple[int, int], dtype: jnp.dtype
+) -> Callable[[Array], Array]:
+    """``x ↦ Q x`` on one image ``(H, W, C)`` for the circulant ``Q`` of real spectrum
+    ``penalty`` ``(H, W)`` (checked against ``image_shape``)."""
+    penalty = jnp.asarray(penalty, dtype)
+    if penalty.shape != tuple(image_shape):
+        raise ValueError(
+            f"quadratic_solve: penalty of shape {penalty.shape} does not match the image "
+            f"size {tuple(image_shape)}"
+        )
+
+    def apply(x: Array) -> Array:
+        spectrum = jnp.fft.fft2(x, axes=(0, 1)) * penalty[..., None]
+        return jnp.fft.ifft2(spectrum, axes=(0, 1)).real
+
+    return apply
+
+
 class ConjugateGradientOperator(LinearOperator):
     """A :class:`LinearOperator` whose data step (and Tikhonov solve) is conjugate gradients on
     the normal equations, and whose adjoint is the transpose of ``forward`` (see the module
@@ -108,19 +127,12 @@ class ConjugateGradientOperator(LinearOperator):
         y = jnp.asarray(y)
         check_image("quadratic_solve: y", y)
         image_shape = self.image_shape(y)
-        penalty = jnp.asarray(penalty, y.dtype)
-        if penalty.shape != image_shape:
-            raise ValueError(
-                f"quadratic_solve: penalty of shape {penalty.shape} does not match the image "
-                f"size {image_shape}"
-            )
-
+        apply_penalty = circulant_penalty(penalty, image_shape, y.dtype)
         op = self.prepare(image_shape)
 
         def one(y: Array) -> Array:
             def normal(x: Array) -> Array:
-                spectrum = jnp.fft.fft2(x, axes=(0, 1)) * penalty[..., None]
-                return op.adjoint(op.forward(x)) + jnp.fft.ifft2(spectrum, axes=(0, 1)).real
+                return op.adjoint(op.forward(x)) + apply_penalty(x)
 
             rhs = op.adjoint(y)
             return op._normal_solve(normal, rhs, rhs)
