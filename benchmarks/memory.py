@@ -56,10 +56,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from suppa_jax import methods, training
+from suppa_jax import build, methods, tasks, training
 from suppa_jax import physics as ops
+from suppa_jax.evaluation.tasks import task_config
 from suppa_jax.models import drunet
 from suppa_jax.solvers import admm
+from suppa_jax.typing import Array
 
 GIB = 2**30
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +79,7 @@ def method_of(name: str) -> str:
     return VARIANTS.get(name, (name, {}))[0]
 
 
-TASKS = ("sr2", "sr3", "sr4", "deblur")
+TASKS = tuple(tasks.task_names())
 PAPER = {"widths": (64, 128, 256, 512), "num_blocks": 4, "batch": 16, "patch": 96}
 SMALL = {"widths": (16, 32, 64, 128), "num_blocks": 1, "batch": 4, "patch": 48}
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
@@ -99,16 +101,36 @@ class Setup:
         return drunet.DRUNet(widths=self.widths, num_blocks=self.num_blocks)
 
     @property
-    def operator(self) -> ops.CirculantOperator:
-        return make_operator(self.task)
+    def physics(self) -> ops.OperatorFamily:
+        """The named task's operators (a :class:`~suppa_jax.physics.Fixed` family, or one drawn
+        per example)."""
+        return build.build_physics(task_config(self.task))
 
-    def batch_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of ``y`` (measurements) and ``gt`` (HR patches)."""
-        scale = self.operator.scale
+    @property
+    def operator(self) -> ops.LinearOperator | None:
+        """The task's one operator, or ``None`` where each example draws its own."""
+        return self.physics.fixed
+
+    def training_batch(self, hr: Array | None = None, seed: int = 0) -> dict[str, Any]:
+        """A training batch: HR patches ``hr`` (default: constant 0.5) measured as in training
+        (:func:`suppa_jax.physics.measure` at the task's noise level, example seeds from
+        ``seed``): ``y``, ``gt`` and, over a family of operators, each example's ``op``. Under
+        ``jax.eval_shape`` nothing is allocated."""
+        physics, scale = self.physics, self.physics.scale
         if self.patch % scale:
             raise ValueError(f"--patch {self.patch} is not a multiple of the scale {scale}")
-        lr = self.patch // scale
-        return {"y": (self.batch, lr, lr, 3), "gt": (self.batch, self.patch, self.patch, 3)}
+        shape = (self.batch, self.patch, self.patch, 3)
+        hr = jnp.full(shape, 0.5, jnp.float32) if hr is None else jnp.asarray(hr)
+        if hr.shape != shape:
+            raise ValueError(f"training_batch: HR patches of shape {hr.shape}, expected {shape}")
+        seeds = seed + jnp.arange(self.batch)
+        noise = task_config(self.task).noise_sigma
+        batch = ops.measure(physics, {"hr": hr, "seed": seeds}, noise_sigma=noise, quantize=False)
+        return batch if physics.fixed is None else {"y": batch["y"], "gt": batch["gt"]}
+
+    def abstract_batch(self) -> dict[str, Any]:
+        """:meth:`training_batch` as ``jax.ShapeDtypeStruct``s."""
+        return jax.eval_shape(self.training_batch)
 
     def describe(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "widths": list(self.widths)}
@@ -117,20 +139,13 @@ class Setup:
 # ---------------------------------------------------------------------------------- building
 
 
-def make_operator(task: str) -> ops.CirculantOperator:
-    """``sr2``/``sr3``/``sr4``: bicubic super-resolution; ``deblur``: Gaussian σ=2, 11×11."""
-    if task == "deblur":
-        return ops.Blur(ops.gaussian_kernel(2.0, 11))
-    if task in TASKS:
-        return ops.SuperResolution(int(task[2:]))
-    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
-
-
-def method_settings(name: str, k: int, op: ops.CirculantOperator, **extra: Any) -> dict[str, Any]:
+def method_settings(
+    name: str, k: int, physics: ops.LinearOperator | ops.OperatorFamily, **extra: Any
+) -> dict[str, Any]:
     """Keyword settings of :func:`suppa_jax.methods.make` that put K iterations in ``name`` (a
     method or a :data:`VARIANTS` row, whose own settings are added)."""
     method, variant = VARIANTS.get(name, (name, {}))
-    settings: dict[str, Any] = {"rho": admm.reference_rho(op)}
+    settings: dict[str, Any] = {"rho": admm.reference_rho(physics)}
     if method in ("unrolled", "unrolled_remat"):
         settings["iters"] = k
     else:
@@ -143,8 +158,8 @@ def method_settings(name: str, k: int, op: ops.CirculantOperator, **extra: Any) 
 def make_method(setup: Setup, name: str, k: int, **extra: Any) -> methods.Method:
     model = setup.model
     apply = lambda p, x, s: model.apply({"params": p}, x, s)  # noqa: E731
-    op = setup.operator
-    return methods.make(method_of(name), apply, op, **method_settings(name, k, op, **extra))
+    settings = method_settings(name, k, setup.physics, **extra)
+    return methods.make(method_of(name), apply, setup.operator, **settings)
 
 
 def make_optimizer() -> Any:
@@ -154,7 +169,7 @@ def make_optimizer() -> Any:
 
 def abstract_params(setup: Setup) -> Any:
     """DRUNet parameter shapes, from ``jax.eval_shape`` (nothing is allocated)."""
-    x = jax.ShapeDtypeStruct(setup.batch_shapes()["gt"][1:], jnp.float32)
+    x = jax.ShapeDtypeStruct((setup.patch, setup.patch, 3), jnp.float32)
     return jax.eval_shape(setup.model.init, jax.random.key(0), x, 0.1)["params"]
 
 
@@ -163,7 +178,7 @@ def init_params(setup: Setup, seed: int) -> Any:
 
     Initialisation runs once, so it is compiled for compile speed (:data:`FAST_COMPILE`).
     """
-    args = (jax.random.key(seed), jnp.zeros(setup.batch_shapes()["gt"][1:], jnp.float32), 0.1)
+    args = (jax.random.key(seed), jnp.zeros((setup.patch, setup.patch, 3), jnp.float32), 0.1)
     init = jax.jit(setup.model.init).lower(*args).compile(FAST_COMPILE)
     return init(*args)["params"]
 
@@ -178,11 +193,7 @@ def abstract_inputs(
 ) -> tuple[Any, ...]:
     """Abstract ``(state, batch, key)`` for :func:`suppa_jax.training.update`."""
     state = jax.eval_shape(functools.partial(training.init_state, method, optimizer), params)
-    batch = {
-        name: jax.ShapeDtypeStruct(shape, jnp.float32)
-        for name, shape in setup.batch_shapes().items()
-    }
-    return state, batch, jax.eval_shape(jax.random.key, 0)
+    return state, setup.abstract_batch(), jax.eval_shape(jax.random.key, 0)
 
 
 def jitted_step(method: methods.Method, optimizer: Any) -> Any:
@@ -227,7 +238,7 @@ def compiled_cell(
     )
     compiled = lowered.compile(FAST_COMPILE if fast_compile else None)
     seconds = time.perf_counter() - start
-    settings = method_settings(name, k, setup.operator)
+    settings = method_settings(name, k, setup.physics)
     return {
         "method": name,
         "k": k,
@@ -245,8 +256,7 @@ def measured_peak(setup: Setup, name: str, k: int) -> int | None:
     device, optimizer = jax.devices()[0], make_optimizer()
     method = make_method(setup, name, k)
     state = training.init_state(method, optimizer, init_params(setup, seed=0))
-    batch = {key: jnp.full(shape, 0.5, jnp.float32) for key, shape in setup.batch_shapes().items()}
-    out = jitted_step(method, optimizer)(state, batch, jax.random.key(0))
+    out = jitted_step(method, optimizer)(state, setup.training_batch(), jax.random.key(0))
     jax.block_until_ready(out)
     stats = device.memory_stats()
     return None if stats is None else int(stats["peak_bytes_in_use"])

@@ -44,11 +44,10 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common, memory
-from suppa_jax import methods, physics, training
+from suppa_jax import methods, training
 from suppa_jax.solvers import admm
 
 UNROLLED = ("unrolled", "unrolled_remat")
@@ -104,11 +103,9 @@ def sample_patches(setup: memory.Setup, seed: int) -> np.ndarray:
 
 
 def make_batch(setup: memory.Setup, seed: int) -> dict[str, jax.Array]:
-    """Ground-truth patches and their measurements (deblurring: noise 0.01, as in the paper)."""
-    gt = jnp.asarray(sample_patches(setup, seed))
-    noise = 0.01 if setup.task == "deblur" else 0.0
-    y = physics.degrade(setup.operator, gt, jax.random.key(seed + 1), noise_sigma=noise)
-    return {"y": y, "gt": gt}
+    """Sample-photo patches measured as in training, at the task's noise level
+    (:meth:`benchmarks.memory.Setup.training_batch`)."""
+    return setup.training_batch(sample_patches(setup, seed), seed)
 
 
 # ---------------------------------------------------------------------------------- timing

@@ -4,6 +4,7 @@ same in two calls from Python.
     python restore.py y.png --model=weights/suppa_sr2 --out=restored/
     python restore.py blurred.tif --model=drunet_color.pth --scale=1 --kernel=psf.npy --sigma=0.03
     python restore.py y.png --model=weights/drunet_cpu_denoiser.msgpack --task=sr2 --trace
+    python restore.py damaged.png --model=weights/suppa_inpaint_pixels --mask=mask.png
 
 .. code-block:: python
 
@@ -23,7 +24,8 @@ The model (``--model``) is
 
 The operator is a named task (``--task=sr2``) or ``--scale`` with ``--kernel``: ``bicubic`` (no
 antialiasing, SR only), ``gaussian:SIGMA[:SIZE]``, a ``.npy`` file or a grayscale image of the
-point-spread function (normalised to sum 1). Images keep their depth (8-bit in, 8-bit out; 16-bit
+point-spread function (normalised to sum 1), or ``--mask``: inpainting with a mask file (see
+:func:`mask_from_file`) of the images' size. Images keep their depth (8-bit in, 8-bit out; 16-bit
 in, 16-bit out; ``--bit_depth`` to choose) and their channels: a grayscale image goes through a
 colour model as three equal channels and comes back as their mean; a colour image goes through
 a grayscale model one channel at a time. ``--trace`` writes every iterate as well.
@@ -54,12 +56,27 @@ from suppa_jax.evaluation.checkpoints import (
 from suppa_jax.evaluation.tasks import task_config, task_label
 from suppa_jax.evaluation.tuning import Measurement, parse_pnp_sigma, resolve_pnp_sigma
 from suppa_jax.models import weights
-from suppa_jax.physics import Blur, LinearOperator, SuperResolution, gaussian_kernel
+from suppa_jax.physics import (
+    Blur,
+    Inpainting,
+    LinearOperator,
+    MaskFamily,
+    SuperResolution,
+    gaussian_kernel,
+)
 from suppa_jax.solvers import admm, pnp
 from suppa_jax.training import checkpoints
 from suppa_jax.typing import Array
 
-__all__ = ["Model", "kernel_from_spec", "load_model", "main", "named_operator", "restore"]
+__all__ = [
+    "Model",
+    "kernel_from_spec",
+    "load_model",
+    "main",
+    "mask_from_file",
+    "named_operator",
+    "restore",
+]
 
 
 def kernel_from_spec(spec: str) -> np.ndarray | str:
@@ -91,6 +108,41 @@ def kernel_from_spec(spec: str) -> np.ndarray | str:
             f"{kernel.shape}"
         )
     return kernel / kernel.sum()
+
+
+def mask_from_file(spec: str) -> np.ndarray:
+    """An inpainting mask ``(H, W, 1)`` (1 = observed, 0 = missing) from a ``.npy`` file of
+    0/1 or booleans, ``(H, W)`` or ``(H, W, 1)``, or from an image file, where a pixel is
+    observed when its value (all its channels) is above one half."""
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--mask {spec}: no such file")
+    if path.suffix.lower() == ".npy":
+        mask = np.load(path, allow_pickle=False)
+        if mask.ndim == 3 and mask.shape[-1] == 1:
+            mask = mask[..., 0]
+        if mask.ndim != 2 or not np.all((mask == 0) | (mask == 1)):
+            raise ValueError(
+                f"--mask {spec}: expected a 2-D array of 0 (missing) and 1 (observed), got "
+                f"shape {mask.shape} with values {np.unique(mask)[:5]}"
+            )
+    else:
+        mask = np.all(images.read_image(path).pixels > 0.5, axis=-1)
+    if not mask.any():
+        raise ValueError(f"--mask {spec}: no pixel is observed (all zero)")
+    return mask.astype(np.float32)[..., None]
+
+
+def _tuning_measurement(op: LinearOperator, noise_sigma: float) -> Measurement:
+    """How a PnP σ is tuned for ``op`` on the training crops: its named task, else ``op``
+    itself; a user's inpainting mask (another size than the crops) as random missing pixels at
+    the mask's rate."""
+    name = named_operator(op)
+    if name is None and isinstance(op, Inpainting):
+        rate = round(1 - float(jnp.mean(op.mask(jnp.zeros(op.mask_shape)))), 4)
+        family = MaskFamily("pixels", rate=rate)
+        return Measurement(family, noise_sigma, True, None, f"a user mask, as {family!r}")
+    return Measurement(op, noise_sigma, True, name, name or repr(op))
 
 
 def named_operator(op: LinearOperator) -> str | None:
@@ -157,13 +209,17 @@ def _prior_model(
     chosen: dict[str, float] = {}
 
     def run(y: Array, op: LinearOperator, trace: bool) -> admm.Solution:
-        name = named_operator(op)
-        label = name or repr(op)
-        if label not in chosen:
-            task = Measurement(op, noise_sigma, True, name, label)
-            chosen[label] = resolve_pnp_sigma(sigma, prior, task, log)
+        task = _tuning_measurement(op, noise_sigma)
+        if task.label not in chosen:
+            chosen[task.label] = resolve_pnp_sigma(sigma, prior, task, log)
         return pnp.restore(
-            prior.denoiser, y, op, sigma=chosen[label], max_iters=max_iters, tol=tol, trace=trace
+            prior.denoiser,
+            y,
+            op,
+            sigma=chosen[task.label],
+            max_iters=max_iters,
+            tol=tol,
+            trace=trace,
         )
 
     info = {"model": str(prior.path), "method": "pnp", "pnp_sigma": chosen}
@@ -270,6 +326,10 @@ def _parser() -> argparse.ArgumentParser:
         help="bicubic, gaussian:SIGMA[:SIZE], a .npy file or a grayscale image of the PSF",
     )
     parser.add_argument(
+        "--mask",
+        help="inpainting: a mask of the images' size (.npy of 0/1, or an image: white = observed)",
+    )
+    parser.add_argument(
         "--noise_sigma",
         type=float,
         help="the measurements' noise level in [0, 1] (default: the task's or the run's); "
@@ -295,6 +355,10 @@ def _operator(args: argparse.Namespace) -> tuple[LinearOperator | None, float | 
     """The operator and noise level the options name (``None``: the model's own)."""
     if args.task and (args.scale or args.kernel):
         raise ValueError("give --task or --scale/--kernel, not both")
+    if args.mask:
+        if args.task or args.scale or args.kernel:
+            raise ValueError("--mask is the operator: give it without --task/--scale/--kernel")
+        return Inpainting(mask_from_file(args.mask)), None
     if args.task:
         section = task_config(args.task)
         return build.build_operator(section), section.noise_sigma
@@ -345,6 +409,11 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     rows = []
     for name in args.images:
         image = images.read_image(name)
+        if isinstance(op, Inpainting) and op.mask_shape[-3:-1] != image.pixels.shape[:2]:
+            raise ValueError(
+                f"{name}: a {image.pixels.shape[1]}×{image.pixels.shape[0]} image and a "
+                f"{op.mask_shape[-2]}×{op.mask_shape[-3]} --mask {args.mask}"
+            )
         solution = restore(model, image.pixels, op, trace=args.trace)
         depth = args.bit_depth or (16 if image.bit_depth > 8 else 8)
         suffix = Path(name).suffix.lower()

@@ -93,6 +93,19 @@ def test_suppa_memory_is_flat_in_k(memory_record, variant):
     assert settings.get("sequential", False) == (variant == "suppa_sequential")
 
 
+def test_memory_over_a_family_of_operators(tmp_path):
+    """inpaint_pixels draws a mask per example: the batch carries them, SUPPA stays flat in K."""
+    memory = benchmark("memory")
+    setup = memory.setup_from(memory.parser().parse_args([*TINY, "--task", "inpaint_pixels"]))
+    assert setup.operator is None
+    batch = setup.abstract_batch()
+    assert batch["op"].mask_shape == (1, 16, 16, 1)
+    record = memory.run(setup, ["suppa", "unrolled"], [2, 8], tmp_path, echo=False)
+    suppa, unrolled = peaks(record, "suppa"), peaks(record, "unrolled")
+    assert abs(suppa[8] - suppa[2]) <= 0.05 * suppa[2]
+    assert unrolled[2] < unrolled[8]
+
+
 def test_markdown_table_uses_gib_for_large_values():
     memory = benchmark("memory")
     cells = [{"method": "m", "k": k, "peak_bytes": int(1.5 * 2**30) + k * 2**20} for k in (2, 4)]
@@ -127,7 +140,8 @@ def test_presets_and_overrides():
     )
     paper = memory.setup_from(memory.parser().parse_args(["--task", "sr4"]))
     assert paper == memory.Setup(task="sr4")
-    assert paper.batch_shapes() == {"y": (16, 24, 24, 3), "gt": (16, 96, 96, 3)}
+    shapes = jax.tree.map(lambda a: a.shape, paper.abstract_batch())
+    assert shapes == {"y": (16, 24, 24, 3), "gt": (16, 96, 96, 3)}
     with pytest.raises(SystemExit):  # the denoiser pre-training has no K
         memory.parser().parse_args(["--methods", "suppa,denoiser"])
 

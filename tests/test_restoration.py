@@ -159,6 +159,34 @@ def test_restoring_with_another_operator_or_noise_than_trained_is_noted(tmp_path
     assert images.read_image(out / "y.png").pixels.shape == (36, 36, 3)
 
 
+def test_restore_with_a_mask_file(tiny_prior, tmp_path, rng):
+    """``--mask``: inpainting with a user's mask, as an image (white = observed) or a .npy; the
+    output is PnP with ``Inpainting(mask)`` on the same arrays."""
+    observed = rng.uniform(0, 1, (12, 14)) > 0.4
+    np.save(tmp_path / "mask.npy", observed)
+    images.write_image(tmp_path / "mask.png", observed[..., None].astype(float), 8)
+    for spec in ("mask.npy", "mask.png"):
+        np.testing.assert_array_equal(
+            restoration.mask_from_file(str(tmp_path / spec)), observed[..., None]
+        )
+    y = rng.uniform(0, 1, (12, 14, 3)) * observed[..., None]
+    source = images.write_image(tmp_path / "damaged.png", y, 16)
+    out = tmp_path / "out"
+    argv = [str(source), "--model", str(tiny_prior), "--mask", str(tmp_path / "mask.png")]
+    assert restoration.main([*argv, "--sigma", "0.05", "--max_iters", "3", "--out", str(out)]) == 0
+    op = physics.Inpainting(observed[..., None].astype(np.float32))
+    prior = weights.load_prior(tiny_prior)
+    read_back = images.read_image(source).pixels
+    want = pnp.restore(prior.denoiser, read_back, op, sigma=0.05, max_iters=3)
+    np.testing.assert_allclose(
+        images.read_image(out / "damaged.png").pixels, np.clip(want.x, 0, 1), atol=0.6 / 65535
+    )
+    # Tuning σ for a user's mask: random missing pixels at the mask's rate.
+    task = restoration._tuning_measurement(op, 0.0)
+    assert task.op.kind == "pixels"
+    assert task.op.rate == pytest.approx(1 - observed.mean(), abs=1e-4)
+
+
 def test_restore_errors_are_one_line(tiny_prior, tmp_path, capsys):
     source = images.write_image(tmp_path / "y.png", np.full((8, 8, 3), 0.5), 8)
 
@@ -179,6 +207,18 @@ def test_restore_errors_are_one_line(tiny_prior, tmp_path, capsys):
         "--model", str(tiny_prior), "--task", "sr2", "--sigma", "8"
     )
     assert "does not exist" in error("--model", str(tmp_path / "absent"))
+    np.save(tmp_path / "small.npy", np.ones((4, 4)))
+    np.save(tmp_path / "grey.npy", np.full((8, 8), 0.5))
+    model = ("--model", str(tiny_prior), "--sigma", "0.05")
+    assert "y.png: a 8×8 image and a 4×4 --mask" in error(
+        *model, "--mask", str(tmp_path / "small.npy")
+    )
+    assert "grey.npy: expected a 2-D array of 0 (missing) and 1" in error(
+        *model, "--mask", str(tmp_path / "grey.npy")
+    )
+    assert "--mask is the operator" in error(
+        *model, "--mask", str(tmp_path / "small.npy"), "--task", "sr2"
+    )
 
 
 def test_restore_script_runs_from_the_shell(tiny_prior, tmp_path):

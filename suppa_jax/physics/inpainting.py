@@ -90,6 +90,11 @@ class Inpainting(DiagonalMask):
     def __repr__(self) -> str:
         return f"Inpainting(mask={self._mask.shape})"
 
+    @property
+    def mask_shape(self) -> tuple[int, ...]:
+        """The stored mask's shape, ``(..., H, W, 1 or C)``."""
+        return tuple(self._mask.shape)
+
     def mask(self, x: Array) -> Array:
         """The mask, in ``x``'s dtype; its spatial size and channels must fit ``x``."""
         check_image("Inpainting", x)
