@@ -160,6 +160,9 @@ def _deblur_operator(task: Any) -> LinearOperator | OperatorFamily:
             sigma_range=tuple(task.blur_sigma_range),
             length_range=tuple(task.motion_length_range),
             size=task.blur_size,
+            boundary=task.boundary,
+            cg_tol=task.cg_tol,
+            cg_max_iters=task.cg_max_iters,
         )
     kernel = gaussian_kernel(task.blur_sigma, task.blur_size)
     return Blur(kernel) if task.boundary == "circular" else _padded(task, kernel)

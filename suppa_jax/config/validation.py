@@ -167,9 +167,6 @@ def _check_method_and_task(values: dict[str, Any]) -> None:
     if (boundary := values["task.boundary"]) not in task_kind.boundaries:
         requirement = f"be one of {list(task_kind.boundaries)} for kind {kind!r}"
         raise _fail("task.boundary", requirement, boundary)
-    if kernel in task_kind.random_kernels and boundary != "circular":
-        requirement = f"be 'circular' with the kernel {kernel!r} (drawn per example)"
-        raise _fail("task.boundary", requirement, boundary)
     low, high = values["task.noise_sigma"], values["task.noise_sigma_max"]
     if high and high < low:
         raise _fail("task.noise_sigma_max", f"be 0 (off) or >= task.noise_sigma ({low})", high)

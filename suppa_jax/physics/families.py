@@ -7,9 +7,10 @@ solver applies example ``i``'s operator to example ``i`` by broadcasting, spectr
 (computed once per step, on the device). The families:
 
 * :class:`Fixed`: one operator for every example (the paper's tasks);
-* :class:`BlurFamily`: circular blur with a kernel per example: isotropic Gaussians (σ uniform in
-  a range), anisotropic Gaussians (each axis's σ uniform in the range, rotated by a uniform
-  angle) and motion-like kernels (:func:`motion_kernel`), in equal parts;
+* :class:`BlurFamily`: blur with a kernel per example: isotropic Gaussians (σ uniform in a
+  range), anisotropic Gaussians (each axis's σ uniform in the range, rotated by a uniform angle)
+  and motion-like kernels (:func:`motion_kernel`), in equal parts; circular (``Blur``, exact data
+  step) or with a camera's boundary (``PaddedBlur``, CG data step);
 * :class:`MaskFamily`: inpainting with a mask per example (random pixels, or random boxes).
 
 Key ``i`` is derived from example ``i``'s seed (:func:`suppa_jax.physics.measurement.measure`),
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 from suppa_jax.physics.base import LinearOperator
 from suppa_jax.physics.circulant import Blur
 from suppa_jax.physics.inpainting import Inpainting, box_mask, pixel_mask
+from suppa_jax.physics.matrix_free import BOUNDARIES, PaddedBlur
 from suppa_jax.typing import Array
 
 __all__ = [
@@ -135,9 +137,11 @@ def motion_kernel(key: Array, size: int, length: Array) -> Array:
 
 
 class BlurFamily(OperatorFamily):
-    """Circular blur ``Blur(k)`` with ``k`` drawn per example from ``kinds`` (of
-    :data:`BLUR_KINDS`, equally likely): ``σ`` uniform in ``sigma_range`` for the Gaussians,
-    the length uniform in ``length_range`` for motion; every kernel ``size × size``."""
+    """Blur with ``k`` drawn per example from ``kinds`` (of :data:`BLUR_KINDS`, equally likely):
+    ``σ`` uniform in ``sigma_range`` for the Gaussians, the length uniform in ``length_range``
+    for motion; every kernel ``size × size``. ``boundary`` ``"circular"`` draws ``Blur(k)``, any
+    other of :data:`~suppa_jax.physics.matrix_free.BOUNDARIES` ``PaddedBlur(k, boundary)`` with
+    the CG settings ``cg_tol`` and ``cg_max_iters``."""
 
     def __init__(
         self,
@@ -146,6 +150,9 @@ class BlurFamily(OperatorFamily):
         sigma_range: tuple[float, float] = (0.5, 3.0),
         length_range: tuple[float, float] = (5.0, 15.0),
         size: int = 25,
+        boundary: str = "circular",
+        cg_tol: float = 1e-5,
+        cg_max_iters: int = 200,
     ) -> None:
         unknown = [k for k in kinds if k not in BLUR_KINDS]
         if not kinds or unknown:
@@ -155,13 +162,22 @@ class BlurFamily(OperatorFamily):
                 raise ValueError(f"BlurFamily: {name} must be 0 < low <= high, got {low, high}")
         if size < 3:
             raise ValueError(f"BlurFamily: size must be >= 3, got {size}")
+        if boundary not in BOUNDARIES:
+            raise ValueError(
+                f"BlurFamily: boundary must be one of {list(BOUNDARIES)}, got {boundary!r}"
+            )
         self.kinds, self.sigma_range, self.length_range = tuple(kinds), sigma_range, length_range
-        self.size = size
+        self.size, self.boundary, self.cg_tol, self.cg_max_iters = (
+            size,
+            boundary,
+            cg_tol,
+            cg_max_iters,
+        )
 
     def __repr__(self) -> str:
         return (
             f"BlurFamily({self.kinds}, sigma_range={self.sigma_range}, "
-            f"length_range={self.length_range}, size={self.size})"
+            f"length_range={self.length_range}, size={self.size}, boundary={self.boundary!r})"
         )
 
     def kernel(self, key: Array) -> Array:
@@ -190,9 +206,12 @@ class BlurFamily(OperatorFamily):
         index = jax.random.randint(kind_key, (), 0, len(branches))
         return jax.lax.switch(index, branches, key)
 
-    def draw(self, key: Array, image_shape: tuple[int, int]) -> Blur:
+    def draw(self, key: Array, image_shape: tuple[int, int]) -> Blur | PaddedBlur:
         del image_shape
-        return Blur(self.kernel(key))
+        kernel = self.kernel(key)
+        if self.boundary == "circular":
+            return Blur(kernel)
+        return PaddedBlur(kernel, self.boundary, cg_tol=self.cg_tol, cg_max_iters=self.cg_max_iters)
 
 
 class MaskFamily(OperatorFamily):

@@ -24,9 +24,10 @@ their closed forms.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import jax
 import jax.numpy as jnp
@@ -48,11 +49,13 @@ __all__ = ["BOUNDARIES", "ConjugateGradientOperator", "MatrixFree", "PaddedBlur"
 BOUNDARIES = ("valid", "reflect", "zero", "circular")
 
 
-def per_image(fn: Callable[..., Array], *arrays: Array) -> Array:
+def per_image(fn: Callable[..., Array], *arrays: Any) -> Array:
     """``fn`` applied to each image ``(H, W, C)`` of ``arrays`` (``(..., H, W, C)`` each, with
-    the same leading dimensions; scalars per image ``(...,)`` allowed), stacked back."""
+    the same leading dimensions; scalars per image ``(...,)`` allowed; after the first, pytrees
+    whose every leaf has those leading dimensions, such as a batched operator), stacked back."""
     lead = arrays[0].shape[:-3]
-    flat = [a.reshape((math.prod(lead), *a.shape[len(lead) :])) for a in arrays]
+    count = math.prod(lead)
+    flat = jax.tree.map(lambda a: a.reshape((count, *a.shape[len(lead) :])), arrays)
     out = jax.vmap(fn)(*flat)
     return out.reshape((*lead, *out.shape[1:]))
 
@@ -88,6 +91,26 @@ class ConjugateGradientOperator(LinearOperator):
     cg_tol: float
     cg_max_iters: int
 
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """The leading dimensions of a batched operator (one per sample), ``()`` for one."""
+        return ()
+
+    def _per_image(self, fn: Callable[..., Array], *arrays: Array) -> Array:
+        """``fn(op, *images)`` for each image of ``arrays``, ``op`` this operator or, when it is
+        batched, the image's own (its batch dimensions the trailing ones of the images')."""
+        batch = self.batch_shape
+        if not batch:
+            return per_image(functools.partial(fn, self), *arrays)
+        lead = arrays[0].shape[:-3]
+        if lead[len(lead) - len(batch) :] != batch:
+            raise ValueError(
+                f"{self!r}: an operator batched over {batch} and images of leading shape {lead}"
+            )
+        start = len(lead) - len(batch)
+        ops = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (*lead[:start], *leaf.shape)), self)
+        return per_image(lambda *args: fn(args[-1], *args[:-1]), *arrays, ops)
+
     def _image_like(self, y: Array) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct((*y.shape[:-3], *self.image_shape(y), y.shape[-1]), y.dtype)
 
@@ -111,15 +134,14 @@ class ConjugateGradientOperator(LinearOperator):
             raise ValueError(f"data_prox: y of shape {y.shape} does not match z of shape {z.shape}")
         check_positive("data_prox: rho", rho)
         rho = jnp.broadcast_to(jnp.asarray(rho, z.dtype), z.shape[:-3])
-        op = self.prepare(self.image_shape(y))
 
-        def one(z: Array, y: Array, rho: Array) -> Array:
+        def one(op: Self, z: Array, y: Array, rho: Array) -> Array:
             def normal(x: Array) -> Array:
                 return op.adjoint(op.forward(x)) + rho * x
 
             return op._normal_solve(normal, op.adjoint(y) + rho * z, z)
 
-        return per_image(one, z, y, rho)
+        return self.prepare(self.image_shape(y))._per_image(one, z, y, rho)
 
     def quadratic_solve(self, y: ArrayLike, penalty: ArrayLike) -> Array:
         """``argmin_x ½‖y − A x‖² + ½ xᵀ Q x`` for a circulant ``Q ⪰ 0`` given by its real
@@ -128,16 +150,15 @@ class ConjugateGradientOperator(LinearOperator):
         check_image("quadratic_solve: y", y)
         image_shape = self.image_shape(y)
         apply_penalty = circulant_penalty(penalty, image_shape, y.dtype)
-        op = self.prepare(image_shape)
 
-        def one(y: Array) -> Array:
+        def one(op: Self, y: Array) -> Array:
             def normal(x: Array) -> Array:
                 return op.adjoint(op.forward(x)) + apply_penalty(x)
 
             rhs = op.adjoint(y)
             return op._normal_solve(normal, rhs, rhs)
 
-        return per_image(one, y)
+        return self.prepare(image_shape)._per_image(one, y)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -231,8 +252,10 @@ class PaddedBlur(ConjugateGradientOperator):
       and :class:`~suppa_jax.physics.circulant.SuperResolution` with the same kernel.
 
     ``initial(y)``: bicubic upsampling for ``s > 1`` (Keys' parameter ``a``), then for
-    ``"valid"`` the missing border filled from the nearest measured pixel. The kernel is a leaf;
-    ``boundary``, ``scale``, ``a`` and the CG settings are static.
+    ``"valid"`` the missing border filled from the nearest measured pixel. The kernel is a leaf,
+    ``(kh, kw)`` or ``(..., kh, kw)`` for one per sample of a batch with those leading
+    dimensions (``jax.vmap`` of the constructor makes one; the CG solves then pair each image
+    with its own kernel); ``boundary``, ``scale``, ``a`` and the CG settings are static.
     """
 
     kernel: Array
@@ -256,8 +279,11 @@ class PaddedBlur(ConjugateGradientOperator):
         cg_max_iters: int = 200,
     ) -> None:
         kernel = jnp.asarray(kernel)
-        if kernel.ndim != 2 or 0 in kernel.shape:
-            raise ValueError(f"kernel must be a non-empty 2-D array, got shape {kernel.shape}")
+        if kernel.ndim < 2 or 0 in kernel.shape:
+            raise ValueError(
+                f"kernel must be a non-empty (kh, kw) array, or (..., kh, kw) for one per sample; "
+                f"got shape {kernel.shape}"
+            )
         if boundary not in BOUNDARIES:
             raise ValueError(f"unknown boundary {boundary!r}; use one of {list(BOUNDARIES)}")
         check_scale(scale, minimum=1)
@@ -284,21 +310,29 @@ class PaddedBlur(ConjugateGradientOperator):
             f"scale={self.scale})"
         )
 
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self.kernel.shape[:-2])
+
+    @property
+    def _kernel_size(self) -> tuple[int, int]:
+        return tuple(self.kernel.shape[-2:])
+
     def _margins(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """Pixels the kernel reaches before and after each pixel, per axis: the true
         convolution ``Σ_j k[j] x[n − j + c]`` reads ``x[n − (kh − 1 − c) … n + c]``."""
-        (kh, kw) = self.kernel.shape
+        kh, kw = self._kernel_size
         return (kh - 1 - kh // 2, kh // 2), (kw - 1 - kw // 2, kw // 2)
 
     def image_shape(self, y: Array) -> tuple[int, int]:
         height, width = y.shape[-3] * self.scale, y.shape[-2] * self.scale
         if self.boundary == "valid":
-            kh, kw = self.kernel.shape
+            kh, kw = self._kernel_size
             return height + kh - 1, width + kw - 1
         return height, width
 
     def _measured_shape(self, height: int, width: int) -> tuple[int, int]:
-        kh, kw = self.kernel.shape
+        kh, kw = self._kernel_size
         if self.boundary == "valid":
             height, width = height - kh + 1, width - kw + 1
             if height < 1 or width < 1:
