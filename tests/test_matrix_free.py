@@ -200,8 +200,12 @@ def test_admm_runs_on_a_matrix_free_operator(rng):
 def test_bad_padded_blurs_are_named():
     with pytest.raises(ValueError, match=r"unknown boundary 'mirror'; use one of"):
         physics.PaddedBlur(np.ones((3, 3)), "mirror")
-    with pytest.raises(ValueError, match=r"kernel must be a non-empty 2-D array"):
+    with pytest.raises(
+        ValueError, match=r"kernel must be a non-empty \(kh, kw\) array, or \(\.\.\., kh, kw\)"
+    ):
         physics.PaddedBlur(np.ones(3))
+    with pytest.raises(ValueError, match=r"got shape \(2, 0, 3\)"):
+        physics.PaddedBlur(np.ones((2, 0, 3)))
     with pytest.raises(ValueError, match=r"kernel 9×9 is larger than the image"):
         physics.PaddedBlur(np.ones((9, 9)), "valid").forward(jnp.zeros((8, 8, 1)))
     with pytest.raises(ValueError, match=r"blurred size 7×7 .* not divisible by the scale 2"):
