@@ -116,7 +116,8 @@ class Setup:
         (:func:`suppa_jax.physics.measure` at the task's noise level, example seeds from
         ``seed``): ``y``, ``gt`` and, over a family of operators, each example's ``op``. Under
         ``jax.eval_shape`` nothing is allocated."""
-        physics, scale = self.physics, self.physics.scale
+        physics = self.physics
+        scale = physics.scale
         if self.patch % scale:
             raise ValueError(f"--patch {self.patch} is not a multiple of the scale {scale}")
         shape = (self.batch, self.patch, self.patch, 3)

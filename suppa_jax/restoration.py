@@ -139,7 +139,7 @@ def _tuning_measurement(op: LinearOperator, noise_sigma: float) -> Measurement:
     the mask's rate."""
     name = named_operator(op)
     if name is None and isinstance(op, Inpainting):
-        rate = round(1 - float(jnp.mean(op.mask(jnp.zeros(op.mask_shape)))), 4)
+        rate = round(1 - float(jnp.mean(op.observed)), 4)
         family = MaskFamily("pixels", rate=rate)
         return Measurement(family, noise_sigma, True, None, f"a user mask, as {family!r}")
     return Measurement(op, noise_sigma, True, name, name or repr(op))
@@ -409,10 +409,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> list[di
     rows = []
     for name in args.images:
         image = images.read_image(name)
-        if isinstance(op, Inpainting) and op.mask_shape[-3:-1] != image.pixels.shape[:2]:
+        if isinstance(op, Inpainting) and op.observed.shape[-3:-1] != image.pixels.shape[:2]:
             raise ValueError(
                 f"{name}: a {image.pixels.shape[1]}×{image.pixels.shape[0]} image and a "
-                f"{op.mask_shape[-2]}×{op.mask_shape[-3]} --mask {args.mask}"
+                f"{op.observed.shape[-2]}×{op.observed.shape[-3]} --mask {args.mask}"
             )
         solution = restore(model, image.pixels, op, trace=args.trace)
         depth = args.bit_depth or (16 if image.bit_depth > 8 else 8)

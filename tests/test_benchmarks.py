@@ -99,7 +99,8 @@ def test_memory_over_a_family_of_operators(tmp_path):
     setup = memory.setup_from(memory.parser().parse_args([*TINY, "--task", "inpaint_pixels"]))
     assert setup.operator is None
     batch = setup.abstract_batch()
-    assert batch["op"].mask_shape == (1, 16, 16, 1)
+    assert batch["op"].observed.shape == (1, 16, 16, 1)
+    assert batch["op"].batch_shape == (1,)
     record = memory.run(setup, ["suppa", "unrolled"], [2, 8], tmp_path, echo=False)
     suppa, unrolled = peaks(record, "suppa"), peaks(record, "unrolled")
     assert abs(suppa[8] - suppa[2]) <= 0.05 * suppa[2]

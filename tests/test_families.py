@@ -291,7 +291,7 @@ def test_methods_use_the_batchs_operators(rng):
     assert metrics["iterations"] > 0
     together = method.predict(trainable, batch["y"], op=batch["op"]).x
     for i in range(3):
-        op = physics.Inpainting(batch["op"]._mask[i])
+        op = physics.Inpainting(batch["op"].observed[i])
         alone = method.predict(trainable, batch["y"][i : i + 1], op=op).x
         np.testing.assert_allclose(together[i : i + 1], alone, atol=1e-5)
     with pytest.raises(ValueError, match="built without an operator"):

@@ -167,12 +167,8 @@ class BlurFamily(OperatorFamily):
                 f"BlurFamily: boundary must be one of {list(BOUNDARIES)}, got {boundary!r}"
             )
         self.kinds, self.sigma_range, self.length_range = tuple(kinds), sigma_range, length_range
-        self.size, self.boundary, self.cg_tol, self.cg_max_iters = (
-            size,
-            boundary,
-            cg_tol,
-            cg_max_iters,
-        )
+        self.size, self.boundary = size, boundary
+        self.cg_tol, self.cg_max_iters = cg_tol, cg_max_iters
 
     def __repr__(self) -> str:
         return (

@@ -124,9 +124,13 @@ class Inpainting(DiagonalMask):
         return f"Inpainting(mask={self._mask.shape})"
 
     @property
-    def mask_shape(self) -> tuple[int, ...]:
-        """The stored mask's shape, ``(..., H, W, 1 or C)``."""
-        return tuple(self._mask.shape)
+    def observed(self) -> Array:
+        """The stored 0/1 mask, ``(..., H, W, 1 or C)`` (leading dimensions: one per sample)."""
+        return self._mask
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return tuple(self._mask.shape[:-3])
 
     def mask(self, x: Array) -> Array:
         """The mask, in ``x``'s dtype; its spatial size and channels must fit ``x``."""

@@ -93,7 +93,8 @@ class ConjugateGradientOperator(LinearOperator):
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        """The leading dimensions of a batched operator (one per sample), ``()`` for one."""
+        """The leading dimensions of a batched operator (one per sample), ``()`` for one: what
+        :meth:`_per_image` pairs with the images' trailing leading dimensions."""
         return ()
 
     def _per_image(self, fn: Callable[..., Array], *arrays: Array) -> Array:
@@ -103,12 +104,12 @@ class ConjugateGradientOperator(LinearOperator):
         if not batch:
             return per_image(functools.partial(fn, self), *arrays)
         lead = arrays[0].shape[:-3]
-        if lead[len(lead) - len(batch) :] != batch:
+        extra = lead[: len(lead) - len(batch)]  # the images' dimensions the operator lacks
+        if (*extra, *batch) != lead:
             raise ValueError(
                 f"{self!r}: an operator batched over {batch} and images of leading shape {lead}"
             )
-        start = len(lead) - len(batch)
-        ops = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (*lead[:start], *leaf.shape)), self)
+        ops = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (*extra, *leaf.shape)), self)
         return per_image(lambda *args: fn(args[-1], *args[:-1]), *arrays, ops)
 
     def _image_like(self, y: Array) -> jax.ShapeDtypeStruct:
