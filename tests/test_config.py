@@ -134,7 +134,7 @@ def test_cpu_variants_differ_from_paper_configs_only_in_the_documented_fields(cp
         cfg.flatten(parse(config_file=cpu_name)),
     )
     kind = cpu["task.kind"]
-    documented = cfg.cpu_overrides(kind)
+    documented = cfg.cpu_overrides(kind, NAMED.get(paper_name))
     assert {path: cpu[path] for path in paper} == paper | documented
     assert cpu["model.widths"] == (24, 48, 96, 192)
     assert cpu["model.num_blocks"] == 1
@@ -151,7 +151,7 @@ def test_cpu_variants_differ_from_paper_configs_only_in_the_documented_fields(cp
     assert steps / cpu["train.batch_size"] <= 5_000  # at most an hour on a 2-core CPU
     assert cpu["model.init"] == ("" if kind == "denoise" else cfg.CPU_DENOISER)
     if kind != "denoise":
-        assert cpu["admm.max_iters"] < paper["admm.max_iters"]
+        assert cpu["admm.max_iters"] <= paper["admm.max_iters"]
 
 
 # ---------------------------------------------------------------------- command line

@@ -20,6 +20,8 @@ from suppa_jax.solvers import pnp
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_SR2 = ROOT / "weights" / "suppa_sr2"
+#: Every train.py workdir shipped in weights/.
+SHIPPED_RUNS = sorted(p for p in (ROOT / "weights").iterdir() if (p / "config.json").is_file())
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +148,15 @@ def test_restore_with_a_shipped_run_uses_its_method_and_operator(tmp_path, rng):
     gray = restoration.restore(model, y[0, ..., :1])
     copies = restoration.restore(model, np.repeat(y[0, ..., :1], 3, axis=-1))
     np.testing.assert_allclose(gray.x, copies.x.mean(-1, keepdims=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("path", SHIPPED_RUNS, ids=lambda path: path.name)
+def test_every_shipped_model_is_one_checkpoint_of_its_task_named_in_the_readme(path):
+    (step,) = [int(p.name) for p in (path / "best").iterdir()]  # no other checkpoint rides along
+    model = restoration.load_model(path, max_iters=1, log=None)
+    config = json.loads((path / "config.json").read_text())
+    assert (model.info["step"], model.info["method"]) == (step, config["method"])
+    assert f"weights/{path.name}" in (ROOT / "README.md").read_text()
 
 
 def test_restoring_with_another_operator_or_noise_than_trained_is_noted(tmp_path, capsys):
