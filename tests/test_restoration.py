@@ -151,7 +151,7 @@ def test_restore_with_a_shipped_run_uses_its_method_and_operator(tmp_path, rng):
 
 
 @pytest.mark.parametrize("path", SHIPPED_RUNS, ids=lambda path: path.name)
-def test_every_shipped_model_is_one_checkpoint_of_its_task_named_in_the_readme(path):
+def test_every_shipped_model_is_one_checkpoint_that_loads_as_its_method_named_in_the_readme(path):
     (step,) = [int(p.name) for p in (path / "best").iterdir()]  # no other checkpoint rides along
     model = restoration.load_model(path, max_iters=1, log=None)
     config = json.loads((path / "config.json").read_text())
