@@ -151,10 +151,10 @@ def task_experiment(task: str, *, cpu: bool = False) -> ConfigDict:
     ``config.task`` settings (``"demosaic"``, ``"inpaint_pixels"``, ``"sr2_imresize"``, …:
     :func:`suppa_jax.tasks.task_names`); with ``cpu``, :func:`cpu_overrides` of the task."""
     named = tasks.get_task(task)
-    config = experiment(named.kind, named.scale, cpu=cpu)
+    config = experiment(named.kind, named.scale)
     apply_overrides(config, {f"task.{field}": value for field, value in named.settings.items()})
     if cpu:
-        apply_overrides(config, _CPU_TASKS.get(task, {}))
+        apply_overrides(config, cpu_overrides(named.kind, task))
     return config
 
 
